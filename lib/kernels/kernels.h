@@ -1,0 +1,93 @@
+/*
+ * lib/kernels/kernels.h — compute kernels: CPU feature dispatch, type conversion and
+ * dequantization, vector ops, and matrix products (oneDNN for batches, hand-written GEMV for
+ * single rows).
+ *
+ * Contract for callers (lib/forward, lib/moe, ...):
+ *   - Activations are always f32, row-major, with an explicit leading dimension.
+ *   - Weights are ds_weight views (lib/model/model.h) straight from the file mapping, in their
+ *     ggml type; a kernel never writes to them. Expert stacks are addressed by `expert`.
+ *   - A ds_mm context belongs to a model and may be used from several threads at once (its
+ *     primitive cache is internally locked; execution uses per-call memory objects).
+ *   - No allocation per call in the hot path except on the first use of a shape (primitive
+ *     creation) or through a caller-provided scratch.
+ */
+#ifndef DS_KERNELS_KERNELS_H
+#define DS_KERNELS_KERNELS_H
+
+#include "model/model.h"
+#include "util/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- CPU features and dispatch ------------------------------------------------------ */
+
+typedef enum ds_isa {
+    DS_ISA_SCALAR = 0,   /* portable C */
+    DS_ISA_AVX2 = 1,     /* AVX2 + FMA + F16C */
+    DS_ISA_AVX512 = 2    /* AVX-512 F/BW/VL (+ VNNI / BF16 when present) */
+} ds_isa;
+
+typedef struct ds_cpu_features {
+    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+} ds_cpu_features;
+
+void ds_cpu_detect(ds_cpu_features *out);
+/* Highest ISA level this CPU supports. */
+ds_isa ds_isa_best(void);
+const char *ds_isa_name(ds_isa isa);
+
+/* ---- conversions -------------------------------------------------------------------- */
+
+float ds_f16_to_f32(uint16_t h);
+uint16_t ds_f32_to_f16(float f);      /* round to nearest even */
+float ds_bf16_to_f32(uint16_t h);
+uint16_t ds_f32_to_bf16(float f);     /* round to nearest even, NaN -> quiet NaN */
+
+/* Dequantize `n` elements (n a multiple of the type's block size) of a row of `type` to f32.
+ * Returns false for a type without a dequantizer. */
+bool ds_dequant_row(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* ---- vector ops (f32) --------------------------------------------------------------- */
+
+/* y = x / sqrt(mean(x^2) + eps) * w   (w may be a ds_weight of type F32; y may alias x) */
+void ds_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+/* In-place softmax over n values (max-subtracted, f32). */
+void ds_softmax(float *x, int64_t n);
+/* out[i] = silu(gate[i]) * up[i] */
+void ds_silu_mul(float *out, const float *gate, const float *up, int64_t n);
+float ds_dot_f32(const float *a, const float *b, int64_t n);
+/* y += a * x */
+void ds_axpy_f32(float *y, float a, const float *x, int64_t n);
+
+/* ---- matrix products ---------------------------------------------------------------- */
+
+typedef struct ds_mm ds_mm;
+
+/* precision: DS_PRECISION_FAST (bf16 compute with f32 accumulation where the CPU has it) or
+ * DS_PRECISION_F32 (exact f32 compute). n_threads >= 1. */
+ds_status ds_mm_create(ds_mm **out, int n_threads, int precision, ds_err *err);
+void ds_mm_free(ds_mm *mm);
+int ds_mm_threads(const ds_mm *mm);
+
+/*
+ * Y[m][n] = sum_k X[m][k] * W[n][k]   for m < M, n < N = W->ne[1], k < K = W->ne[0].
+ * W: a matrix (ne[2] == 1, expert must be 0) or an expert stack (0 <= expert < ne[2]).
+ * X: M rows of K floats, row stride ldx >= K. Y: M rows of N floats, row stride ldy >= N.
+ * Supported weight types: F32, F16, BF16, Q8_0 (more in the quantized-kernels issue);
+ * anything else returns DS_ERR_UNSUPPORTED naming the tensor and type.
+ * M == 1 uses a GEMV kernel (each weight byte read once, rows split across threads);
+ * M > 1 uses a cached oneDNN matmul primitive.
+ */
+ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *X, int64_t M,
+                    int64_t ldx, float *Y, int64_t ldy, ds_err *err);
+
+/* Same with rows [n0, n1) of W only (Y has n1 - n0 columns). Used to take slices such as
+ * the per-head blocks of attn_kv_b. */
+ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t n0, int64_t n1,
+                         const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
+                         ds_err *err);
+
+#endif
