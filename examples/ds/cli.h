@@ -32,5 +32,7 @@ typedef struct ds_cli_command {
 } ds_cli_command;
 
 int ds_cmd_info(int argc, char **argv);
+int ds_cmd_logits(int argc, char **argv);
+int ds_cmd_generate(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@
 
 static const ds_cli_command k_commands[] = {
     {"info", "print a model's facts as one JSON object", ds_cmd_info},
+    {"logits", "token ids in, logits out (JSON)", ds_cmd_logits},
+    {"generate", "prefill a prompt and generate tokens", ds_cmd_generate},
 };
 
 static void usage(FILE *f)

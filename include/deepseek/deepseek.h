@@ -158,6 +158,13 @@ typedef enum ds_load_mode {
     DS_LOAD_HUGEPAGES = 2    /**< read into anonymous memory advised for transparent huge pages */
 } ds_load_mode;
 
+/** Element type of the KV cache. */
+typedef enum ds_kv_type {
+    DS_KV_F32 = 0,
+    DS_KV_F16 = 1,
+    DS_KV_BF16 = 2
+} ds_kv_type;
+
 /** Numeric precision of the compute path. */
 typedef enum ds_precision {
     DS_PRECISION_FAST = 0,   /**< bf16 matmuls with f32 accumulation where the CPU supports it */

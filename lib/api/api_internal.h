@@ -6,6 +6,7 @@
 
 #include "deepseek/deepseek.h"
 #include "format/gguf.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -23,6 +24,8 @@ struct ds_model {
     ds_model_data data;
     ds_logger logger;
     struct ds_tokenizer *tokenizer;  /* NULL if the file has no tokenizer */
+    ds_mm *mm;                 /* matmul context shared by all sessions (NULL if vocab-only) */
+    int n_threads;
     char name[256];
     pthread_mutex_t err_lock;
     char errmsg[DS_ERRMSG_MAX];

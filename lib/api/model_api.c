@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- version ---------------------------------------------------------------------------- */
 
@@ -157,6 +158,13 @@ ds_status ds_model_open(ds_model **out, const char *path, const ds_model_params 
         ds_err_prefix(&err, "%s", path);
         goto fail;
     }
+    if (!p.vocab_only) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        m->n_threads = p.n_threads > 0 ? p.n_threads : (ncpu > 0 ? (int)ncpu : 1);
+        s = ds_mm_create(&m->mm, m->n_threads, (int)p.precision, &err);
+        if (s != DS_OK)
+            goto fail;
+    }
     gguf_str name;
     if (gguf_get_str(&m->gguf, "general.name", &name, NULL) == DS_OK) {
         size_t n = name.len < sizeof m->name - 1 ? (size_t)name.len : sizeof m->name - 1;
@@ -179,6 +187,7 @@ void ds_model_close(ds_model *m)
 {
     if (!m)
         return;
+    ds_mm_free(m->mm);
     ds_model_data_free(&m->data);
     gguf_free(&m->gguf);
     ds_mapping_close(&m->map);

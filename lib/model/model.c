@@ -166,7 +166,7 @@ static ds_status read_ds2_hparams(const gguf_file *f, ds2_hparams *hp, ds_err *e
     TRY(hp_u32(f, a, "expert_shared_count", &hp->n_expert_shared, false, 0, err));
     TRY(hp_u32(f, a, "expert_feed_forward_length", &hp->n_ff_exp, false, 0, err));
     TRY(hp_u32(f, a, "expert_group_count", &hp->n_group, false, 1, err));
-    TRY(hp_u32(f, a, "expert_group_used_count", &hp->n_group_used, false, 1, err));
+    TRY(hp_u32(f, a, "expert_group_used_count", &hp->n_group_used, false, hp->n_group, err));
     uint32_t gating;
     TRY(hp_u32(f, a, "expert_gating_func", &gating, false, 0, err));
     hp->gating = gating == 0 ? DS_GATING_SOFTMAX : gating;
@@ -402,10 +402,10 @@ void ds_model_data_free(ds_model_data *md)
 
 float ds2_attn_scale(const ds2_hparams *hp)
 {
-    float m = 1.0f;
+    double m = 1.0;
     if (hp->rope_scaling == DS_ROPE_SCALING_YARN && hp->rope_factor > 1.0f && hp->mscale_all_dim > 0.0f)
-        m = 1.0f + 0.1f * hp->mscale_all_dim * logf(hp->rope_factor);
-    return m * m / sqrtf((float)(hp->qk_nope + hp->qk_rope));
+        m = 1.0 + 0.1 * hp->mscale_all_dim * log((double)hp->rope_factor);
+    return (float)(m * m / sqrt((double)(hp->qk_nope + hp->qk_rope)));
 }
 
 uint64_t ds2_kv_bytes_per_token(const ds2_hparams *hp, size_t elem_bytes)
