@@ -8,6 +8,7 @@
 #include <deepseek/deepseek.h>
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes follow the status codes: 0 ok, 1 usage error, and 10 + (-status) for a failed
@@ -24,6 +25,11 @@ bool ds_cli_opt(int argc, char **argv, int *i, const char *shortname, const char
 /* JSON output helpers (stdout). */
 void json_str(FILE *f, const char *s);
 void json_strn(FILE *f, const char *s, size_t n);
+
+/* "1,2,3" → malloc'ed token ids (NULL on a malformed list). */
+int32_t *ds_cli_parse_tokens(const char *list, size_t *n);
+/* "f32" | "f16" | "bf16" → ds_kv_type, -1 otherwise. */
+int ds_cli_parse_kv_type(const char *v);
 
 typedef struct ds_cli_command {
     const char *name;

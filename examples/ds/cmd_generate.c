@@ -10,9 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-int32_t *ds_cli_parse_tokens(const char *list, size_t *n);
-int ds_cli_parse_kv_type(const char *v);
-
 static void help(FILE *f)
 {
     fprintf(f, "usage: ds generate -m MODEL (--tokens 1,2,3) [-n N] [--temp T] [--seed S]\n"
