@@ -40,5 +40,6 @@ typedef struct ds_cli_command {
 int ds_cmd_info(int argc, char **argv);
 int ds_cmd_logits(int argc, char **argv);
 int ds_cmd_generate(int argc, char **argv);
+int ds_cmd_bench(int argc, char **argv);
 
 #endif
