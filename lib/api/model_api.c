@@ -7,6 +7,9 @@
 #include "api/api_internal.h"
 
 #include "format/ggml_types.h"
+#include "tokenizer/tokenizer.h"
+
+#include "deepseek/tokenizer.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -171,6 +174,20 @@ ds_status ds_model_open(ds_model **out, const char *path, const ds_model_params 
         memcpy(m->name, name.ptr, n);
         m->name[n] = '\0';
     }
+    if (gguf_find_kv(&m->gguf, "tokenizer.ggml.model")) {
+        ds_err terr;
+        ds_err_clear(&terr);
+        s = ds_tokenizer_from_gguf(&m->tokenizer, &m->gguf, &terr);
+        if (s == DS_ERR_UNSUPPORTED) {
+            /* a tokenizer we do not implement (e.g. SentencePiece): the model still runs on ids */
+            ds_log(&m->logger, DS_LOG_WARN, "%s: tokenizer not available: %s", path, terr.msg);
+            m->tokenizer = NULL;
+        } else if (s != DS_OK) {
+            err = terr;
+            ds_err_prefix(&err, "%s: tokenizer", path);
+            goto fail;
+        }
+    }
     ds_log(&m->logger, DS_LOG_INFO, "opened %s: %s, %llu tensors, %llu metadata pairs", path,
            m->data.arch_name, (unsigned long long)m->gguf.n_tensors,
            (unsigned long long)m->gguf.n_kv);
@@ -187,6 +204,7 @@ void ds_model_close(ds_model *m)
 {
     if (!m)
         return;
+    ds_tokenizer_free(m->tokenizer);
     ds_mm_free(m->mm);
     ds_model_data_free(&m->data);
     gguf_free(&m->gguf);
@@ -493,6 +511,11 @@ ds_status ds_model_tensor_info(const ds_model *m, uint64_t i, ds_tensor_info *in
     r.nbytes = t->nbytes;
     memcpy(info, &r, info->struct_size);
     return DS_OK;
+}
+
+const ds_tokenizer *ds_model_tokenizer(const ds_model *model)
+{
+    return model ? model->tokenizer : NULL;
 }
 
 ds_status ds_model_find_tensor(const ds_model *m, const char *name, uint64_t *index)
