@@ -1,0 +1,948 @@
+/*
+ * lib/forward/deepseek2.c — the deepseek2 forward pass (see deepseek2.h).
+ *
+ * Math: shared/docs/deepseek-architectures.md §2 and §8. Per layer, for a chunk of T tokens at
+ * positions p0..p0+T-1 (every projection is one ds_mm_run with M = T):
+ *
+ *   h = RMSNorm(x; attn_norm)
+ *   q = attn_q h  |  attn_q_b RMSNorm(attn_q_a h; attn_q_a_norm)        [T][H][d_n + d_r]
+ *   kv = attn_kv_a_mqa h = [c_kv ; k_pe];  c_kv = RMSNorm(c_kv; kv_a_norm); k_pe = RoPE(k_pe)
+ *   cache[l][p] = [c_kv ; k_pe]                                          (lib/kv)
+ *   per head i:  qc_i = [W_UK_i^T q_nope_i ; RoPE(q_pe_i)]               [d_c + d_r]
+ *                score(t, s) = scale * qc_i(t) . cache[l][s],  s <= p0 + t
+ *                ctx_i(t) = sum_s softmax(score)(s) c_kv(s)              [d_c]
+ *                o_i(t) = W_UV_i ctx_i(t)                                [d_v]
+ *   x += attn_output [o_0 ; ... ; o_{H-1}]
+ *   x += FFN(RMSNorm(x; ffn_norm))    dense SwiGLU, or MoE (routed experts + shared expert)
+ *
+ * Absorption, per kv form:
+ *   split (attn_k_b {d_n, d_c, H}, attn_v_b {d_c, d_v, H}): head i of attn_k_b is W_UK_i^T
+ *     stored as d_c rows of d_n, so q_abs_i = ds_mm_run(attn_k_b, expert i, q_nope_i);
+ *     o_i = ds_mm_run(attn_v_b, expert i, ctx_i).
+ *   combined (attn_kv_b {d_c, H*(d_n+d_v)}): W_UV_i is rows [i(d_n+d_v)+d_n, (i+1)(d_n+d_v))
+ *     and is used in place with ds_mm_run_rows; W_UK_i (rows [i(d_n+d_v), i(d_n+d_v)+d_n)) is
+ *     needed transposed, so at state creation each layer gets a copy laid out exactly like
+ *     attn_k_b ({d_n, d_c, H}), in the weight's own type for F32/F16/BF16 (an exact transpose)
+ *     and dequantized to F32 for quantized types. Both forms then run the same code.
+ *
+ * Attention runs flash-style: every (token, head) pair keeps a running max, sum and d_c-wide
+ * accumulator (online softmax in f32) over key blocks of ATT_BLOCK rows that start at
+ * absolute positions, so the arithmetic for a token does not depend on how the sequence was
+ * cut into chunks. An f32 cache is read in place; an f16/bf16 cache is converted to f32 in
+ * segments of ATT_SEG rows shared by all heads. OpenMP parallelises over (token, head) pairs;
+ * the per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
+ *
+ * The router logits are computed here in f32 from the dequantized router rows (§2.5: "compute
+ * in fp32"), independently of the ds_mm precision, because expert selection is discontinuous.
+ *
+ * Scratch is allocated once at state creation for n_batch tokens; ds2_forward allocates
+ * nothing.
+ */
+#include "forward/deepseek2.h"
+
+#include "forward/rope.h"
+#include "moe/router.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define ATT_BLOCK 64   /* online-softmax block (absolute positions) */
+#define ATT_SEG 1024   /* rows of an f16/bf16 cache converted to f32 at a time */
+#define PAR_MIN_WORK 131072.0 /* multiply-adds below which a loop runs on one thread */
+
+/* per-layer state-owned views */
+typedef struct ds2_lstate {
+    const float *attn_norm, *q_a_norm, *kv_a_norm, *ffn_norm; /* f32 vectors */
+    const float *exp_bias;                                     /* NULL when absent */
+    ds_weight kb;      /* W_UK^T per head, {d_n, d_c, H}: attn_k_b or the transposed copy */
+    uint32_t ff_width; /* dense n_ff, or 0 */
+    uint32_t sh_width; /* shared expert width, or 0 */
+} ds2_lstate;
+
+struct ds2_state {
+    const ds_model_data *md;
+    const ds2_hparams *hp;
+    ds_mm *mm;
+    ds2_state_params p;
+    ds_kv_cache *kv;
+    ds_rope rope;
+    float attn_scale;
+
+    uint32_t d, H, d_n, d_r, d_v, d_c, d_q, d_qk, W, n_vocab, E, k_used;
+    uint32_t n_exp_ff; /* routed expert width */
+    uint32_t ff_max;   /* widest FFN intermediate over all layers */
+    int nt;
+
+    ds2_lstate *ls;
+    const float *output_norm;
+    ds_router router; /* bias is set per layer */
+
+    /* owned allocations */
+    void **owned;
+    size_t n_owned, cap_owned;
+    uint64_t bytes;
+
+    /* scratch (n_batch = B tokens) */
+    float *x;      /* [B][d] residual */
+    float *h;      /* [B][d] normed */
+    float *qa;     /* [B][d_q] */
+    float *q;      /* [B][H*d_qk] */
+    float *kvr;    /* [B][W] */
+    float *qc;     /* [B][H][W] */
+    float *ctx;    /* [B][H][d_c] */
+    float *ml;     /* [B][H][2] running max and sum */
+    float *o;      /* [B][H*d_v] */
+    float *tmp;    /* [B][d] */
+    float *fg, *fu;/* [B][ff_max] */
+    float *rl;     /* [B][E] router logits */
+    float *rscr;   /* router scratch */
+    float *rrow;   /* [nt][d] dequantized router rows */
+    float *xg;     /* [B][d] gathered expert inputs */
+    float *dg;     /* [B][d] expert outputs */
+    float *cs;     /* [B][d_r] cos/sin */
+    float *kseg;   /* [seg_rows][W] converted cache segment (f16/bf16 caches) */
+    uint32_t seg_rows;
+    int32_t *ids;  /* [B][k] */
+    float *wts;    /* [B][k] */
+    uint32_t *off; /* [E+1] */
+    int32_t *gtok; /* [B*k] */
+    float *gw;     /* [B*k] */
+};
+
+/* ---- allocation helpers -------------------------------------------------------------- */
+
+static bool mul_sz(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+static void *st_alloc(ds2_state *st, size_t n_elems, size_t esize, ds_err *err, const char *what)
+{
+    size_t n;
+    if (!mul_sz(n_elems, esize, &n) || n > SIZE_MAX - 64) {
+        ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: size of %s overflows", what);
+        return NULL;
+    }
+    if (n == 0)
+        n = 64;
+    n = (n + 63) & ~(size_t)63;
+    if (st->n_owned == st->cap_owned) {
+        size_t cap = st->cap_owned ? st->cap_owned * 2 : 64;
+        void **o = realloc(st->owned, cap * sizeof *o);
+        if (!o) {
+            ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+            return NULL;
+        }
+        st->owned = o;
+        st->cap_owned = cap;
+    }
+    void *p = aligned_alloc(64, n);
+    if (!p) {
+        ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: cannot allocate %zu bytes for %s", n, what);
+        return NULL;
+    }
+    memset(p, 0, n);
+    st->owned[st->n_owned++] = p;
+    st->bytes += n;
+    return p;
+}
+
+/* sizes of 2-3 factors with overflow check (SIZE_MAX on overflow, which st_alloc rejects) */
+static size_t sz3(size_t a, size_t b, size_t c)
+{
+    size_t r;
+    if (!mul_sz(a, b, &r) || !mul_sz(r, c, &r))
+        return SIZE_MAX;
+    return r;
+}
+
+/* ---- weight checks -------------------------------------------------------------------- */
+
+static ds_status check_w(const ds_weight *w, const char *what, uint32_t layer, int64_t ne0,
+                         int64_t ne1, int64_t ne2, ds_err *err)
+{
+    if (!w->data)
+        return ds_err_set(err, DS_ERR_FORMAT, "deepseek2: layer %u: tensor %s is missing", layer,
+                          what);
+    int64_t e1 = w->ne[1] > 0 ? w->ne[1] : 1, e2 = w->ne[2] > 0 ? w->ne[2] : 1;
+    if (w->ne[0] != ne0 || e1 != ne1 || e2 != ne2)
+        return ds_err_set(err, DS_ERR_FORMAT,
+                          "deepseek2: layer %u: tensor %s has shape {%lld, %lld, %lld}, expected "
+                          "{%lld, %lld, %lld}",
+                          layer, w->name ? w->name : what, (long long)w->ne[0], (long long)e1,
+                          (long long)e2, (long long)ne0, (long long)ne1, (long long)ne2);
+    return DS_OK;
+}
+
+/* An f32 view of a small vector weight of n elements: the mapping itself for F32, else a
+ * dequantized copy. */
+static ds_status vec_f32(ds2_state *st, const ds_weight *w, const char *what, uint32_t layer,
+                         int64_t n, const float **out, ds_err *err)
+{
+    ds_status s = check_w(w, what, layer, n, 1, 1, err);
+    if (s != DS_OK)
+        return s;
+    if (w->type == 0 /* F32 */) {
+        *out = w->data;
+        return DS_OK;
+    }
+    float *v = st_alloc(st, (size_t)n, sizeof(float), err, what);
+    if (!v)
+        return err ? err->status : DS_ERR_NO_MEMORY;
+    if (!ds_dequant_row(w->type, w->data, v, n))
+        return ds_err_set(err, DS_ERR_UNSUPPORTED,
+                          "deepseek2: layer %u: tensor %s has unsupported type %u", layer,
+                          w->name ? w->name : what, w->type);
+    *out = v;
+    return DS_OK;
+}
+
+/* Build W_UK^T per head ({d_n, d_c, H}) from the combined attn_kv_b {d_c, H*(d_n+d_v)}. */
+static ds_status build_kb_transposed(ds2_state *st, const ds2_layer *ly, uint32_t l,
+                                     ds_weight *kb, ds_err *err)
+{
+    const ds_weight *kvb = &ly->attn_kv_b;
+    const uint32_t H = st->H, d_n = st->d_n, d_c = st->d_c, d_v = st->d_v;
+    const bool raw16 = kvb->type == 1 /* F16 */ || kvb->type == 30 /* BF16 */;
+    const size_t es = raw16 ? 2 : 4;
+    void *data = st_alloc(st, sz3(H, d_c, d_n), es, err, "transposed attn_kv_b");
+    if (!data)
+        return err ? err->status : DS_ERR_NO_MEMORY;
+    float *row = NULL;
+    if (!raw16 && kvb->type != 0) {
+        row = malloc((size_t)d_c * sizeof(float));
+        if (!row)
+            return ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+    }
+    for (uint32_t i = 0; i < H; i++) {
+        for (uint32_t n = 0; n < d_n; n++) {
+            size_t r = (size_t)i * (d_n + d_v) + n;
+            const uint8_t *src = (const uint8_t *)kvb->data + r * kvb->row_bytes;
+            size_t base = (size_t)i * d_c * d_n + n; /* element [i][c][n] = base + c*d_n */
+            if (raw16) {
+                const uint16_t *s16 = (const uint16_t *)src;
+                uint16_t *d16 = data;
+                for (uint32_t c = 0; c < d_c; c++)
+                    d16[base + (size_t)c * d_n] = s16[c];
+            } else {
+                const float *sf = (const float *)src;
+                if (row) {
+                    if (!ds_dequant_row(kvb->type, src, row, d_c)) {
+                        free(row);
+                        return ds_err_set(err, DS_ERR_UNSUPPORTED,
+                                          "deepseek2: layer %u: attn_kv_b has unsupported type %u",
+                                          l, kvb->type);
+                    }
+                    sf = row;
+                }
+                float *df = data;
+                for (uint32_t c = 0; c < d_c; c++)
+                    df[base + (size_t)c * d_n] = sf[c];
+            }
+        }
+    }
+    free(row);
+    memset(kb, 0, sizeof *kb);
+    kb->name = "attn_k_b (transposed from attn_kv_b)";
+    kb->type = raw16 ? kvb->type : 0;
+    kb->ne[0] = d_n;
+    kb->ne[1] = d_c;
+    kb->ne[2] = H;
+    kb->ne[3] = 1;
+    kb->row_bytes = (size_t)d_n * es;
+    kb->nbytes = (size_t)H * d_c * d_n * es;
+    kb->data = data;
+    return DS_OK;
+}
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+void ds2_state_free(ds2_state *st)
+{
+    if (!st)
+        return;
+    ds_kv_free(st->kv);
+    for (size_t i = 0; i < st->n_owned; i++)
+        free(st->owned[i]);
+    free(st->owned);
+    free(st->ls);
+    free(st);
+}
+
+#define TRY(expr)                                                                                \
+    do {                                                                                         \
+        ds_status s_ = (expr);                                                                   \
+        if (s_ != DS_OK)                                                                         \
+            return s_;                                                                           \
+    } while (0)
+
+static ds_status bind_layers(ds2_state *st, ds_err *err)
+{
+    const ds2_hparams *hp = st->hp;
+    const uint32_t d = st->d, H = st->H;
+    uint32_t ff_max = 1;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const ds2_layer *ly = &st->md->w.layers[l];
+        ds2_lstate *ls = &st->ls[l];
+        TRY(vec_f32(st, &ly->attn_norm, "attn_norm", l, d, &ls->attn_norm, err));
+        if (st->d_q) {
+            TRY(check_w(&ly->attn_q_a, "attn_q_a", l, d, st->d_q, 1, err));
+            TRY(vec_f32(st, &ly->attn_q_a_norm, "attn_q_a_norm", l, st->d_q, &ls->q_a_norm, err));
+            TRY(check_w(&ly->attn_q_b, "attn_q_b", l, st->d_q, (int64_t)H * st->d_qk, 1, err));
+        } else {
+            TRY(check_w(&ly->attn_q, "attn_q", l, d, (int64_t)H * st->d_qk, 1, err));
+        }
+        TRY(check_w(&ly->attn_kv_a_mqa, "attn_kv_a_mqa", l, d, st->W, 1, err));
+        TRY(vec_f32(st, &ly->attn_kv_a_norm, "attn_kv_a_norm", l, st->d_c, &ls->kv_a_norm, err));
+        if (hp->kv_split) {
+            TRY(check_w(&ly->attn_k_b, "attn_k_b", l, st->d_n, st->d_c, H, err));
+            TRY(check_w(&ly->attn_v_b, "attn_v_b", l, st->d_c, st->d_v, H, err));
+            ls->kb = ly->attn_k_b;
+        } else {
+            TRY(check_w(&ly->attn_kv_b, "attn_kv_b", l, st->d_c,
+                        (int64_t)H * (st->d_n + st->d_v), 1, err));
+            TRY(build_kb_transposed(st, ly, l, &ls->kb, err));
+        }
+        TRY(check_w(&ly->attn_output, "attn_output", l, (int64_t)H * st->d_v, d, 1, err));
+        TRY(vec_f32(st, &ly->ffn_norm, "ffn_norm", l, d, &ls->ffn_norm, err));
+        if (!ly->is_moe) {
+            uint32_t nff = (uint32_t)ly->ffn_gate.ne[1];
+            if (nff == 0)
+                return ds_err_set(err, DS_ERR_FORMAT, "deepseek2: layer %u: ffn_gate missing", l);
+            TRY(check_w(&ly->ffn_gate, "ffn_gate", l, d, nff, 1, err));
+            TRY(check_w(&ly->ffn_up, "ffn_up", l, d, nff, 1, err));
+            TRY(check_w(&ly->ffn_down, "ffn_down", l, nff, d, 1, err));
+            ls->ff_width = nff;
+            if (nff > ff_max)
+                ff_max = nff;
+        } else {
+            if (st->E == 0)
+                return ds_err_set(err, DS_ERR_FORMAT,
+                                  "deepseek2: layer %u is MoE but the model has no experts", l);
+            TRY(check_w(&ly->ffn_gate_inp, "ffn_gate_inp", l, d, st->E, 1, err));
+            if (ly->exp_probs_b.data)
+                TRY(vec_f32(st, &ly->exp_probs_b, "exp_probs_b", l, st->E, &ls->exp_bias, err));
+            TRY(check_w(&ly->ffn_gate_exps, "ffn_gate_exps", l, d, st->n_exp_ff, st->E, err));
+            TRY(check_w(&ly->ffn_up_exps, "ffn_up_exps", l, d, st->n_exp_ff, st->E, err));
+            TRY(check_w(&ly->ffn_down_exps, "ffn_down_exps", l, st->n_exp_ff, d, st->E, err));
+            if (st->n_exp_ff > ff_max)
+                ff_max = st->n_exp_ff;
+            if (ly->ffn_gate_shexp.data) {
+                uint32_t sw = (uint32_t)ly->ffn_gate_shexp.ne[1];
+                TRY(check_w(&ly->ffn_gate_shexp, "ffn_gate_shexp", l, d, sw, 1, err));
+                TRY(check_w(&ly->ffn_up_shexp, "ffn_up_shexp", l, d, sw, 1, err));
+                TRY(check_w(&ly->ffn_down_shexp, "ffn_down_shexp", l, sw, d, 1, err));
+                ls->sh_width = sw;
+                if (sw > ff_max)
+                    ff_max = sw;
+            } else if (hp->n_expert_shared > 0) {
+                return ds_err_set(err, DS_ERR_FORMAT,
+                                  "deepseek2: layer %u: shared expert tensors missing", l);
+            }
+        }
+    }
+    st->ff_max = ff_max;
+    return DS_OK;
+}
+
+static ds_status alloc_scratch(ds2_state *st, ds_err *err)
+{
+    const size_t B = st->p.n_batch, H = st->H, k = st->k_used ? st->k_used : 1;
+    const size_t E = st->E ? st->E : 1;
+#define A(field, n, T, what)                                                                     \
+    do {                                                                                         \
+        st->field = st_alloc(st, (n), sizeof(T), err, what);                                     \
+        if (!st->field)                                                                          \
+            return err ? err->status : DS_ERR_NO_MEMORY;                                         \
+    } while (0)
+    A(x, sz3(B, st->d, 1), float, "residual");
+    A(h, sz3(B, st->d, 1), float, "normed");
+    A(qa, sz3(B, st->d_q ? st->d_q : 1, 1), float, "q_a");
+    A(q, sz3(B, H, st->d_qk), float, "q");
+    A(kvr, sz3(B, st->W, 1), float, "kv_a");
+    A(qc, sz3(B, H, st->W), float, "absorbed q");
+    A(ctx, sz3(B, H, st->d_c), float, "latent context");
+    A(ml, sz3(B, H, 2), float, "softmax state");
+    A(o, sz3(B, H, st->d_v), float, "head outputs");
+    A(tmp, sz3(B, st->d, 1), float, "block output");
+    A(fg, sz3(B, st->ff_max, 1), float, "ffn gate");
+    A(fu, sz3(B, st->ff_max, 1), float, "ffn up");
+    A(rl, sz3(B, E, 1), float, "router logits");
+    A(rscr, st->E ? ds_router_scratch_floats(&st->router) : 1, float, "router scratch");
+    A(rrow, sz3((size_t)st->nt, st->d, 1), float, "router rows");
+    A(xg, sz3(B, st->d, 1), float, "expert inputs");
+    A(dg, sz3(B, st->d, 1), float, "expert outputs");
+    A(cs, sz3(B, st->d_r ? st->d_r : 2, 1), float, "rope cos/sin");
+    st->seg_rows = st->p.n_ctx < ATT_SEG ? st->p.n_ctx : ATT_SEG;
+    A(kseg, sz3(st->p.kv_type == DS_KV_F32 ? 1 : st->seg_rows, st->W, 1), float,
+      "cache segment");
+    A(ids, sz3(B, k, 1), int32_t, "expert ids");
+    A(wts, sz3(B, k, 1), float, "expert weights");
+    A(off, E + 1, uint32_t, "expert offsets");
+    A(gtok, sz3(B, k, 1), int32_t, "grouped tokens");
+    A(gw, sz3(B, k, 1), float, "grouped weights");
+#undef A
+    return DS_OK;
+}
+
+ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
+                           const ds2_state_params *p, ds_err *err)
+{
+    if (!out)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: out is NULL");
+    *out = NULL;
+    if (!md || !mm || !p)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: NULL model, ds_mm or parameters");
+    if (md->arch != DS_ARCH_DEEPSEEK2 || !md->w.layers)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: model data is not a bound deepseek2 model");
+    if (p->n_ctx == 0 || p->n_batch == 0)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: n_ctx and n_batch must be > 0");
+    const ds2_hparams *hp = &md->hp;
+    if (hp->n_embd == 0 || hp->n_layer == 0 || hp->n_head == 0 || hp->kv_lora_rank == 0 ||
+        hp->qk_nope == 0 || hp->v_head == 0 || hp->qk_rope % 2 != 0)
+        return ds_err_set(err, DS_ERR_UNSUPPORTED,
+                          "deepseek2: unsupported dimensions (d %u, layers %u, heads %u, d_c %u, "
+                          "d_n %u, d_r %u, d_v %u)",
+                          hp->n_embd, hp->n_layer, hp->n_head, hp->kv_lora_rank, hp->qk_nope,
+                          hp->qk_rope, hp->v_head);
+
+    ds2_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+    st->md = md;
+    st->hp = hp;
+    st->mm = mm;
+    st->p = *p;
+    st->d = hp->n_embd;
+    st->H = hp->n_head;
+    st->d_n = hp->qk_nope;
+    st->d_r = hp->qk_rope;
+    st->d_v = hp->v_head;
+    st->d_c = hp->kv_lora_rank;
+    st->d_q = hp->q_lora_rank;
+    st->d_qk = st->d_n + st->d_r;
+    st->W = st->d_c + st->d_r;
+    st->E = hp->n_expert;
+    st->k_used = hp->n_expert_used;
+    st->n_exp_ff = hp->n_ff_exp;
+    st->nt = ds_mm_threads(mm);
+    if (st->nt < 1)
+        st->nt = 1;
+    ds_status s = DS_OK;
+
+    st->ls = calloc(hp->n_layer, sizeof *st->ls);
+    if (!st->ls) {
+        s = ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+        goto fail;
+    }
+
+    /* global tensors */
+    const ds2_weights *w = &md->w;
+    if (!w->token_embd.data || w->token_embd.ne[0] != hp->n_embd || w->token_embd.ne[1] < 1) {
+        s = ds_err_set(err, DS_ERR_FORMAT, "deepseek2: token_embd missing or not {%u, vocab}",
+                       hp->n_embd);
+        goto fail;
+    }
+    if (!w->output.data || w->output.ne[0] != hp->n_embd || w->output.ne[1] < 1 ||
+        w->output.ne[1] > UINT32_MAX) {
+        s = ds_err_set(err, DS_ERR_FORMAT, "deepseek2: output missing or not {%u, vocab}",
+                       hp->n_embd);
+        goto fail;
+    }
+    st->n_vocab = (uint32_t)w->output.ne[1];
+    if (hp->n_vocab != 0 && hp->n_vocab != st->n_vocab) {
+        s = ds_err_set(err, DS_ERR_FORMAT,
+                       "deepseek2: output has %u rows but the vocabulary size is %u", st->n_vocab,
+                       hp->n_vocab);
+        goto fail;
+    }
+    if ((s = vec_f32(st, &w->output_norm, "output_norm", 0, st->d, &st->output_norm, err)))
+        goto fail;
+
+    /* rope and softmax scale */
+    if (st->d_r) {
+        if (ds_rope_init(&st->rope, st->d_r, hp->rope_freq_base, hp->rope_scaling,
+                         hp->rope_factor, hp->rope_orig_ctx, hp->yarn_beta_fast,
+                         hp->yarn_beta_slow) != 0) {
+            s = ds_err_set(err, DS_ERR_UNSUPPORTED,
+                           "deepseek2: unsupported rope (d_r %u, freq_base %g)", st->d_r,
+                           (double)hp->rope_freq_base);
+            goto fail;
+        }
+    }
+    st->attn_scale = ds_rope_attn_scale(st->d_qk, hp->rope_scaling, hp->rope_factor,
+                                        hp->mscale_all_dim);
+
+    /* router */
+    if (st->E) {
+        st->router.n_expert = st->E;
+        st->router.n_used = hp->n_expert_used;
+        st->router.n_group = hp->n_group ? hp->n_group : 1;
+        st->router.n_group_used = hp->n_group_used ? hp->n_group_used : st->router.n_group;
+        st->router.gating = hp->gating;
+        st->router.norm = hp->expert_weights_norm;
+        st->router.scale = hp->expert_weights_scale;
+        st->router.bias = NULL;
+        if ((s = ds_router_check(&st->router, err)) != DS_OK) {
+            ds_err_prefix(err, "deepseek2");
+            goto fail;
+        }
+    }
+
+    if ((s = bind_layers(st, err)) != DS_OK)
+        goto fail;
+
+    /* the embedding type must be dequantizable */
+    {
+        float *probe = malloc((size_t)st->d * sizeof(float));
+        if (!probe) {
+            s = ds_err_set(err, DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+            goto fail;
+        }
+        bool ok = ds_dequant_row(w->token_embd.type, w->token_embd.data, probe, st->d);
+        free(probe);
+        if (!ok) {
+            s = ds_err_set(err, DS_ERR_UNSUPPORTED,
+                           "deepseek2: token_embd has type %u, which cannot be dequantized",
+                           w->token_embd.type);
+            goto fail;
+        }
+    }
+
+    if ((s = alloc_scratch(st, err)) != DS_OK)
+        goto fail;
+    if ((s = ds_kv_create(&st->kv, hp->n_layer, p->n_ctx, st->d_c, st->d_r, p->kv_type, err)) !=
+        DS_OK)
+        goto fail;
+    *out = st;
+    return DS_OK;
+fail:
+    ds2_state_free(st);
+    return s;
+}
+
+uint32_t ds2_state_pos(const ds2_state *st) { return ds_kv_pos(st->kv); }
+uint32_t ds2_state_n_vocab(const ds2_state *st) { return st->n_vocab; }
+uint32_t ds2_state_n_ctx(const ds2_state *st) { return ds_kv_n_ctx(st->kv); }
+const ds_kv_cache *ds2_state_kv(const ds2_state *st) { return st->kv; }
+
+ds_status ds2_state_truncate(ds2_state *st, uint32_t new_pos, ds_err *err)
+{
+    if (!st)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: NULL state");
+    return ds_kv_truncate(st->kv, new_pos, err);
+}
+
+uint64_t ds2_state_bytes(const ds2_state *st)
+{
+    if (!st)
+        return 0;
+    return st->bytes + ds_kv_bytes(st->kv) + sizeof *st +
+           (uint64_t)st->hp->n_layer * sizeof *st->ls;
+}
+
+/* ---- the layer pieces ------------------------------------------------------------------- */
+
+#define MM(W_, ex, X, M, ldx, Y, ldy) TRY(ds_mm_run(st->mm, (W_), (ex), (X), (M), (ldx), (Y), (ldy), err))
+
+/* Online-softmax update of one (token, head) job with keys rows[0..n) (absolute positions
+ * b0.., already limited to the job's causal range): running max m, sum l, accumulator acc.
+ * Keys are taken in sub-blocks of ATT_BLOCK that start at absolute multiples of ATT_BLOCK,
+ * so the arithmetic does not depend on how the rows were segmented or chunked. */
+static void attend_rows(const float *qrow, const float *rows, uint32_t b0, uint32_t n,
+                        uint32_t W, uint32_t d_c, float scale, float *ml, float *acc)
+{
+    float sc[ATT_BLOCK];
+    uint32_t s0 = 0;
+    while (s0 < n) {
+        uint32_t blk_end = ((b0 + s0) / ATT_BLOCK + 1) * ATT_BLOCK - b0; /* next boundary */
+        uint32_t s1 = blk_end < n ? blk_end : n;
+        float bm = -INFINITY;
+        for (uint32_t s = s0; s < s1; s++) {
+            float v = scale * ds_dot_f32(qrow, rows + (size_t)s * W, W);
+            sc[s - s0] = v;
+            if (v > bm)
+                bm = v;
+        }
+        float m_old = ml[0], sum = ml[1];
+        float m_new = m_old > bm ? m_old : bm;
+        if (m_old != -INFINITY && m_old != m_new) {
+            float corr = expf(m_old - m_new);
+            sum *= corr;
+            for (uint32_t c = 0; c < d_c; c++)
+                acc[c] *= corr;
+        }
+        for (uint32_t s = s0; s < s1; s++) {
+            float a = expf(sc[s - s0] - m_new);
+            sum += a;
+            ds_axpy_f32(acc, a, rows + (size_t)s * W, d_c);
+        }
+        ml[0] = m_new;
+        ml[1] = sum;
+        s0 = s1;
+    }
+}
+
+/* Attention over the cache for T tokens at p0.. (rows of this chunk already written).
+ * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, head), OpenMP over
+ * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
+ * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs). */
+static void attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T)
+{
+    const uint32_t H = st->H, W = st->W, d_c = st->d_c;
+    const int64_t n_jobs = (int64_t)T * H;
+    const uint32_t p_end = p0 + T;
+    const float scale = st->attn_scale;
+    float *ctx = st->ctx, *ml = st->ml, *kseg = st->kseg;
+    const float *qc = st->qc;
+    const ds_kv_cache *kv = st->kv;
+    const uint32_t seg = st->seg_rows;
+
+    for (int64_t j = 0; j < n_jobs; j++) {
+        ml[2 * j] = -INFINITY;
+        ml[2 * j + 1] = 0.0f;
+    }
+    memset(ctx, 0, (size_t)n_jobs * d_c * sizeof(float));
+
+    /* one thread for tiny work (fork/join would cost more) */
+    const double work = (double)n_jobs * ((double)p0 + 0.5 * T + 1.0) * (W + d_c);
+    const int nt = work < PAR_MIN_WORK ? 1 : st->nt;
+
+    if (ds_kv_get_type(kv) == DS_KV_F32) {
+        const float *base = ds_kv_rows_f32(kv, l, 0);
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+        for (int64_t j = 0; j < n_jobs; j++) {
+            const uint32_t pos = p0 + (uint32_t)(j / H);
+            float *acc = ctx + (size_t)j * d_c;
+            attend_rows(qc + (size_t)j * W, base, 0, pos + 1, W, d_c, scale, ml + 2 * j, acc);
+            const float inv = 1.0f / ml[2 * j + 1];
+            for (uint32_t c = 0; c < d_c; c++)
+                acc[c] *= inv;
+        }
+        return;
+    }
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        for (uint32_t g0 = 0; g0 < p_end; g0 += seg) {
+            const uint32_t g1 = p_end - g0 < seg ? p_end : g0 + seg;
+#pragma omp for schedule(static)
+            for (int64_t s = g0; s < (int64_t)g1; s++)
+                ds_kv_read_f32(kv, l, (uint32_t)s, (uint32_t)s + 1, kseg + (size_t)(s - g0) * W);
+#pragma omp for schedule(static, 1)
+            for (int64_t j = 0; j < n_jobs; j++) {
+                const uint32_t pos = p0 + (uint32_t)(j / H);
+                if (g0 > pos)
+                    continue;
+                const uint32_t e = g1 < pos + 1 ? g1 : pos + 1;
+                float *acc = ctx + (size_t)j * d_c;
+                attend_rows(qc + (size_t)j * W, kseg, g0, e - g0, W, d_c, scale, ml + 2 * j,
+                            acc);
+                if (e == pos + 1) { /* the job's last key: normalise */
+                    const float inv = 1.0f / ml[2 * j + 1];
+                    for (uint32_t c = 0; c < d_c; c++)
+                        acc[c] *= inv;
+                }
+            }
+        }
+    }
+}
+
+/* Per-head products (q_abs_i = W_UK_i^T q_nope_i, o_i = W_UV_i ctx_i) for all heads: one
+ * OpenMP loop over heads, each ds_mm call then runs on one thread (nested region), instead of
+ * 2H calls that each fork and join. */
+static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err *err)
+{
+    const ds2_layer *ly = &st->md->w.layers[l];
+    const ds2_lstate *ls = &st->ls[l];
+    const uint32_t H = st->H, d_n = st->d_n, d_c = st->d_c, d_v = st->d_v, W = st->W;
+    const size_t qld = (size_t)H * st->d_qk, qcld = (size_t)H * W;
+    const size_t cld = (size_t)H * d_c, old = (size_t)H * d_v;
+    const bool split = st->hp->kv_split;
+    ds_status first = DS_OK;
+    ds_err first_err;
+    ds_err_clear(&first_err);
+    /* fork only when there is enough work (MACs) to pay for it */
+    const bool par = st->nt > 1 && H > 1 && (double)H * d_c * (uv ? d_v : d_n) * T >= PAR_MIN_WORK;
+#pragma omp parallel for schedule(static) num_threads(st->nt) if (par)
+    for (int64_t i = 0; i < (int64_t)H; i++) {
+        ds_err e;
+        ds_err_clear(&e);
+        ds_status s;
+        if (!uv) {
+            s = ds_mm_run(st->mm, &ls->kb, i, st->q + (size_t)i * st->d_qk, T, (int64_t)qld,
+                          st->qc + (size_t)i * W, (int64_t)qcld, &e);
+        } else if (split) {
+            s = ds_mm_run(st->mm, &ly->attn_v_b, i, st->ctx + (size_t)i * d_c, T, (int64_t)cld,
+                          st->o + (size_t)i * d_v, (int64_t)old, &e);
+        } else {
+            int64_t r0 = i * (int64_t)(d_n + d_v) + d_n;
+            s = ds_mm_run_rows(st->mm, &ly->attn_kv_b, 0, r0, r0 + d_v,
+                               st->ctx + (size_t)i * d_c, T, (int64_t)cld,
+                               st->o + (size_t)i * d_v, (int64_t)old, &e);
+        }
+        if (s != DS_OK) {
+#pragma omp critical(ds2_per_head_err)
+            if (first == DS_OK) {
+                first = s;
+                first_err = e;
+            }
+        }
+    }
+    if (first != DS_OK) {
+        if (err)
+            *err = first_err;
+        return first;
+    }
+    return DS_OK;
+}
+
+static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err *err)
+{
+    const ds2_layer *ly = &st->md->w.layers[l];
+    const ds2_lstate *ls = &st->ls[l];
+    const uint32_t d = st->d, H = st->H, d_n = st->d_n, d_r = st->d_r, d_c = st->d_c,
+                   d_v = st->d_v, d_qk = st->d_qk, W = st->W;
+    const float eps = st->hp->rms_eps;
+    const size_t qld = (size_t)H * d_qk;
+
+    for (uint32_t t = 0; t < T; t++)
+        ds_rmsnorm(st->h + (size_t)t * d, st->x + (size_t)t * d, ls->attn_norm, d, eps);
+
+    /* queries */
+    if (st->d_q) {
+        MM(&ly->attn_q_a, 0, st->h, T, d, st->qa, st->d_q);
+        for (uint32_t t = 0; t < T; t++)
+            ds_rmsnorm(st->qa + (size_t)t * st->d_q, st->qa + (size_t)t * st->d_q, ls->q_a_norm,
+                       st->d_q, eps);
+        MM(&ly->attn_q_b, 0, st->qa, T, st->d_q, st->q, qld);
+    } else {
+        MM(&ly->attn_q, 0, st->h, T, d, st->q, qld);
+    }
+
+    /* latent and rope key -> cache */
+    MM(&ly->attn_kv_a_mqa, 0, st->h, T, d, st->kvr, W);
+    for (uint32_t t = 0; t < T; t++) {
+        float *r = st->kvr + (size_t)t * W;
+        ds_rmsnorm(r, r, ls->kv_a_norm, d_c, eps);
+        if (d_r)
+            ds_rope_apply(&st->rope, st->cs + (size_t)t * d_r, r + d_c);
+    }
+    TRY(ds_kv_write(st->kv, l, p0, T, st->kvr, W, st->kvr + d_c, W, err));
+
+    /* absorbed queries: qc[t][i] = [W_UK_i^T q_nope_i ; RoPE(q_pe_i)] */
+    TRY(per_head(st, l, false, T, err));
+    for (uint32_t t = 0; t < T; t++) {
+        for (uint32_t i = 0; i < H; i++) {
+            float *dst = st->qc + ((size_t)t * H + i) * W + d_c;
+            memcpy(dst, st->q + t * qld + (size_t)i * d_qk + d_n, (size_t)d_r * sizeof(float));
+            if (d_r)
+                ds_rope_apply(&st->rope, st->cs + (size_t)t * d_r, dst);
+        }
+    }
+
+    attend(st, l, p0, T);
+
+    /* o_i = W_UV_i ctx_i */
+    TRY(per_head(st, l, true, T, err));
+    MM(&ly->attn_output, 0, st->o, T, (size_t)H * d_v, st->tmp, d);
+    for (uint32_t t = 0; t < T; t++)
+        ds_axpy_f32(st->x + (size_t)t * d, 1.0f, st->tmp + (size_t)t * d, d);
+    return DS_OK;
+}
+
+/* SwiGLU over M rows of X (d wide) into Y (d wide). */
+static ds_status swiglu(ds2_state *st, const ds_weight *g, const ds_weight *u,
+                        const ds_weight *dn, int64_t expert, uint32_t width, const float *X,
+                        uint32_t M, float *Y, ds_err *err)
+{
+    const uint32_t d = st->d;
+    MM(g, expert, X, M, d, st->fg, width);
+    MM(u, expert, X, M, d, st->fu, width);
+    ds_silu_mul(st->fg, st->fg, st->fu, (int64_t)M * width);
+    MM(dn, expert, st->fg, M, width, Y, d);
+    return DS_OK;
+}
+
+/* Router logits in f32: rl[t][e] = dot(dequant(gate_inp row e), h[t]). */
+static ds_status router_logits(ds2_state *st, const ds_weight *gw, uint32_t T, ds_err *err)
+{
+    const uint32_t d = st->d, E = st->E;
+    const bool f32 = gw->type == 0;
+    int bad = 0;
+    const bool par = st->nt > 1 && (double)E * d * T >= PAR_MIN_WORK;
+#pragma omp parallel for schedule(static) num_threads(st->nt) reduction(| : bad) if (par)
+    for (int64_t e = 0; e < (int64_t)E; e++) {
+        const void *src = (const uint8_t *)gw->data + (size_t)e * gw->row_bytes;
+        const float *row;
+        if (f32) {
+            row = src;
+        } else {
+#ifdef _OPENMP
+            float *buf = st->rrow + (size_t)omp_get_thread_num() * d;
+#else
+            float *buf = st->rrow;
+#endif
+            if (!ds_dequant_row(gw->type, src, buf, d)) {
+                bad |= 1;
+                continue;
+            }
+            row = buf;
+        }
+        for (uint32_t t = 0; t < T; t++)
+            st->rl[(size_t)t * E + e] = ds_dot_f32(row, st->h + (size_t)t * d, d);
+    }
+    if (bad)
+        return ds_err_set(err, DS_ERR_UNSUPPORTED, "deepseek2: router tensor %s has type %u",
+                          gw->name ? gw->name : "ffn_gate_inp", gw->type);
+    return DS_OK;
+}
+
+static ds_status ffn(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
+{
+    const ds2_layer *ly = &st->md->w.layers[l];
+    const ds2_lstate *ls = &st->ls[l];
+    const uint32_t d = st->d;
+    const float eps = st->hp->rms_eps;
+
+    for (uint32_t t = 0; t < T; t++)
+        ds_rmsnorm(st->h + (size_t)t * d, st->x + (size_t)t * d, ls->ffn_norm, d, eps);
+
+    if (!ly->is_moe) {
+        TRY(swiglu(st, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down, 0, ls->ff_width, st->h, T,
+                   st->tmp, err));
+        for (uint32_t t = 0; t < T; t++)
+            ds_axpy_f32(st->x + (size_t)t * d, 1.0f, st->tmp + (size_t)t * d, d);
+        return DS_OK;
+    }
+
+    /* routing */
+    const uint32_t E = st->E, k = st->k_used;
+    TRY(router_logits(st, &ly->ffn_gate_inp, T, err));
+    ds_router r = st->router;
+    r.bias = ls->exp_bias;
+    ds_router_select_batch(&r, st->rl, E, T, st->ids, st->wts, st->rscr);
+    if (!ds_moe_group_tokens(st->ids, st->wts, T, k, E, st->off, st->gtok, st->gw))
+        return ds_err_set(err, DS_ERR_INTERNAL, "deepseek2: router produced a bad expert id");
+
+    /* routed experts: one batched SwiGLU per selected expert over its tokens */
+    memset(st->tmp, 0, (size_t)T * d * sizeof(float));
+    for (uint32_t e = 0; e < E; e++) {
+        const uint32_t a = st->off[e], b = st->off[e + 1], cnt = b - a;
+        if (cnt == 0)
+            continue;
+        bool contiguous = true;
+        for (uint32_t j = 0; j < cnt; j++)
+            if (st->gtok[a + j] != (int32_t)j) {
+                contiguous = false;
+                break;
+            }
+        const float *X = st->h;
+        if (!contiguous) {
+            for (uint32_t j = 0; j < cnt; j++)
+                memcpy(st->xg + (size_t)j * d, st->h + (size_t)st->gtok[a + j] * d,
+                       (size_t)d * sizeof(float));
+            X = st->xg;
+        }
+        TRY(swiglu(st, &ly->ffn_gate_exps, &ly->ffn_up_exps, &ly->ffn_down_exps, e, st->n_exp_ff,
+                   X, cnt, st->dg, err));
+        for (uint32_t j = 0; j < cnt; j++)
+            ds_axpy_f32(st->tmp + (size_t)st->gtok[a + j] * d, st->gw[a + j],
+                        st->dg + (size_t)j * d, d);
+    }
+
+    /* shared expert (no gate) */
+    if (ls->sh_width) {
+        TRY(swiglu(st, &ly->ffn_gate_shexp, &ly->ffn_up_shexp, &ly->ffn_down_shexp, 0,
+                   ls->sh_width, st->h, T, st->dg, err));
+        for (uint32_t t = 0; t < T; t++)
+            ds_axpy_f32(st->tmp + (size_t)t * d, 1.0f, st->dg + (size_t)t * d, d);
+    }
+    for (uint32_t t = 0; t < T; t++)
+        ds_axpy_f32(st->x + (size_t)t * d, 1.0f, st->tmp + (size_t)t * d, d);
+    return DS_OK;
+}
+
+static bool aborted(const ds2_state *st)
+{
+    return st->p.abort_fn && st->p.abort_fn(st->p.abort_user_data);
+}
+
+/* One chunk of T <= n_batch tokens. out: NULL, or the logits of the rows [out_row0, T) written
+ * to out (row r of the chunk at out + (r - out_row0) * n_vocab). */
+static ds_status run_chunk(ds2_state *st, const int32_t *tokens, uint32_t T, float *out,
+                           uint32_t out_row0, ds_err *err)
+{
+    const uint32_t d = st->d;
+    const uint32_t p0 = ds_kv_pos(st->kv);
+    const ds_weight *emb = &st->md->w.token_embd;
+
+    TRY(ds_kv_check_room(st->kv, T, err));
+    for (uint32_t t = 0; t < T; t++) {
+        const void *row = (const uint8_t *)emb->data + (size_t)tokens[t] * emb->row_bytes;
+        if (!ds_dequant_row(emb->type, row, st->x + (size_t)t * d, d))
+            return ds_err_set(err, DS_ERR_UNSUPPORTED, "deepseek2: token_embd type %u", emb->type);
+        if (st->d_r)
+            ds_rope_cos_sin(&st->rope, p0 + t, st->cs + (size_t)t * st->d_r);
+    }
+
+    for (uint32_t l = 0; l < st->hp->n_layer; l++) {
+        if (aborted(st))
+            return ds_err_set(err, DS_ERR_CANCELLED, "deepseek2: cancelled at layer %u", l);
+        TRY(mla(st, l, p0, T, err));
+        TRY(ffn(st, l, T, err));
+    }
+
+    if (out) {
+        const uint32_t n = T - out_row0;
+        for (uint32_t r = 0; r < n; r++)
+            ds_rmsnorm(st->h + (size_t)r * d, st->x + (size_t)(out_row0 + r) * d, st->output_norm,
+                       d, st->hp->rms_eps);
+        MM(&st->md->w.output, 0, st->h, n, d, out, st->n_vocab);
+    }
+    return ds_kv_commit(st->kv, p0 + T, err);
+}
+
+ds_status ds2_forward(ds2_state *st, const int32_t *tokens, uint32_t n, float *logits,
+                      bool all_logits, ds_err *err)
+{
+    if (!st || (n > 0 && !tokens))
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: NULL state or tokens");
+    if (n == 0)
+        return DS_OK;
+    TRY(ds_kv_check_room(st->kv, n, err));
+    const int64_t n_rows = st->md->w.token_embd.ne[1];
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_rows)
+            return ds_err_set(err, DS_ERR_INVALID_ARG,
+                              "deepseek2: token %d at index %u is outside the vocabulary (%lld)",
+                              tokens[i], i, (long long)n_rows);
+
+    const uint32_t B = st->p.n_batch;
+    for (uint32_t c0 = 0; c0 < n; c0 += B) {
+        const uint32_t T = n - c0 < B ? n - c0 : B;
+        const bool last = c0 + T == n;
+        if (c0 > 0 && aborted(st))
+            return ds_err_set(err, DS_ERR_CANCELLED, "deepseek2: cancelled after %u tokens", c0);
+        float *out = NULL;
+        uint32_t row0 = 0;
+        if (logits && all_logits) {
+            out = logits + (size_t)c0 * st->n_vocab;
+        } else if (logits && last) {
+            out = logits;
+            row0 = T - 1;
+        }
+        ds_status s = run_chunk(st, tokens + c0, T, out, row0, err);
+        if (s != DS_OK)
+            return s;
+    }
+    return DS_OK;
+}
