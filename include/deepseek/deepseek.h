@@ -28,7 +28,9 @@
  * Parameters. Open-time settings are structs that begin with `uint32_t struct_size`. Fill one
  *   with ds_model_default_params(&p, sizeof p) before changing fields; the library reads only
  *   the first struct_size bytes, so a host built against an older, smaller struct keeps working
- *   when fields are added. Structs are always passed by pointer, never by value.
+ *   when fields are added; a struct_size larger than the library knows (a host built against a
+ *   newer header) is refused with DS_ERR_INVALID_ARG. Structs are always passed by pointer,
+ *   never by value.
  *
  * Ownership. Every function says who owns what it returns, in fixed words: "caller owns"
  *   (free it as documented), "library owns, valid until ..." (do not free), "copied" (the
@@ -330,7 +332,8 @@ DS_API ds_status ds_model_meta_float(const ds_model *model, const char *key, dou
 /**
  * Any value rendered as text: a string value as its raw bytes, numbers in decimal, arrays as
  * JSON (long arrays are rendered in full). Always NUL-terminated when capacity > 0.
- * @param buf      caller owns; may be NULL when capacity is 0 (size query).
+ * @param buf      caller owns; may be NULL when capacity is 0 (size query: returns
+ *                 DS_ERR_BUFFER_TOO_SMALL with *needed filled in).
  * @param needed   if not NULL, receives the bytes needed including the NUL.
  * @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_BUFFER_TOO_SMALL (buf holds a truncated prefix).
  * @note thread-safe.

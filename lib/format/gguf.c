@@ -545,7 +545,10 @@ static ds_status parse_tensor_infos(rd *r, gguf_file *f)
                                   t->name, at);
         }
         t->n_elems = n;
-        uint64_t row_bytes = t->ne[0] / tt->block_elems * tt->block_bytes;
+        uint64_t row_bytes;
+        if (__builtin_mul_overflow(t->ne[0] / tt->block_elems, (uint64_t)tt->block_bytes, &row_bytes))
+            return ds_err_set(r->err, DS_ERR_FORMAT,
+                              "tensor '%s' at offset %zu: byte size overflows 64 bits", t->name, at);
         uint64_t nbytes = row_bytes;
         for (int d = 1; d < GGUF_MAX_DIMS; d++) {
             if (__builtin_mul_overflow(nbytes, t->ne[d], &nbytes))

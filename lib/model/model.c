@@ -218,6 +218,7 @@ static ds_status read_ds2_hparams(const gguf_file *f, ds2_hparams *hp, ds_err *e
     TRY(range(err, "block_count", hp->n_layer, 1, 1024));
     TRY(range(err, "embedding_length", hp->n_embd, 1, 1u << 18));
     TRY(range(err, "attention.head_count", hp->n_head, 1, 4096));
+    TRY(range(err, "attention.head_count_kv", hp->n_head_kv, 1, hp->n_head));
     TRY(range(err, "feed_forward_length", hp->n_ff, 1, 1u << 20));
     TRY(range(err, "attention.kv_lora_rank", hp->kv_lora_rank, 1, 1u << 16));
     TRY(range(err, "rope.dimension_count", hp->qk_rope, 2, 1024));
