@@ -34,6 +34,8 @@ typedef struct ds_cpu_features {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
 } ds_cpu_features;
 
+/* The row kernels behind these functions take the ISA level explicitly (kernels_impl.h);
+ * the functions below use ds_isa_best(), a ds_mm uses its own level (ds_mm_set_isa). */
 void ds_cpu_detect(ds_cpu_features *out);
 /* Highest ISA level this CPU supports. */
 ds_isa ds_isa_best(void);
@@ -52,11 +54,12 @@ bool ds_dequant_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* ---- vector ops (f32) --------------------------------------------------------------- */
 
-/* y = x / sqrt(mean(x^2) + eps) * w   (w may be a ds_weight of type F32; y may alias x) */
+/* y = x / sqrt(mean(x^2) + eps) * w   (w: n floats, e.g. the data of an F32 ds_weight, or
+ * NULL for no weight; y may alias x) */
 void ds_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 /* In-place softmax over n values (max-subtracted, f32). */
 void ds_softmax(float *x, int64_t n);
-/* out[i] = silu(gate[i]) * up[i] */
+/* out[i] = silu(gate[i]) * up[i]   (out may alias gate or up) */
 void ds_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 float ds_dot_f32(const float *a, const float *b, int64_t n);
 /* y += a * x */
@@ -71,6 +74,15 @@ typedef struct ds_mm ds_mm;
 ds_status ds_mm_create(ds_mm **out, int n_threads, int precision, ds_err *err);
 void ds_mm_free(ds_mm *mm);
 int ds_mm_threads(const ds_mm *mm);
+int ds_mm_precision(const ds_mm *mm);
+/* ISA level of the hand-written kernels used by this ds_mm: ds_mm_create picks ds_isa_best();
+ * ds_mm_set_isa lowers (or restores) it, clamped to what the CPU supports, and returns the
+ * level in effect. At a level below DS_ISA_AVX512, FAST precision computes batches in f32.
+ * Not to be called while another thread runs a product with the same ds_mm. */
+ds_isa ds_mm_set_isa(ds_mm *mm, ds_isa isa);
+ds_isa ds_mm_isa(const ds_mm *mm);
+/* Number of oneDNN primitives currently cached (for tests and diagnostics). */
+int ds_mm_cached_primitives(ds_mm *mm);
 
 /*
  * Y[m][n] = sum_k X[m][k] * W[n][k]   for m < M, n < N = W->ne[1], k < K = W->ne[0].
@@ -78,8 +90,12 @@ int ds_mm_threads(const ds_mm *mm);
  * X: M rows of K floats, row stride ldx >= K. Y: M rows of N floats, row stride ldy >= N.
  * Supported weight types: F32, F16, BF16, Q8_0 (more in the quantized-kernels issue);
  * anything else returns DS_ERR_UNSUPPORTED naming the tensor and type.
- * M == 1 uses a GEMV kernel (each weight byte read once, rows split across threads);
- * M > 1 uses a cached oneDNN matmul primitive.
+ * Small M (1, and up to 4-8 depending on the path) uses the GEMV kernels (each weight byte
+ * read once per 4 rows, rows split across threads); larger M uses a cached oneDNN matmul
+ * primitive. Precision: f32 accumulation everywhere; in DS_PRECISION_FAST, Q8_0 GEMV uses int8
+ * activations (formats.md §2.5) and batches of non-F32 weights use bf16 inputs (AVX-512 with
+ * AVX512_BF16 only). F32 weights are always computed in f32.
+ * Do not call from inside an OpenMP parallel region if n_threads > 1 is expected.
  */
 ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *X, int64_t M,
                     int64_t ldx, float *Y, int64_t ldy, ds_err *err);

@@ -1,0 +1,142 @@
+/*
+ * tests/kernels/test_vec.c — f32 vector ops (rmsnorm, softmax, silu_mul, dot, axpy) at every
+ * ISA level against double-precision references, on lengths with SIMD tails.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
+
+#include "kref.h"
+
+static const int64_t k_lens[] = {1, 7, 15, 16, 17, 31, 64, 100, 1000, 4099};
+#define N_LENS (sizeof k_lens / sizeof k_lens[0])
+#define MAXN 4099
+
+static void fill(kr_rng *r, float *v, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        v[i] = kr_uniform(r) * scale;
+}
+
+static void test_dot_axpy(void **state)
+{
+    (void)state;
+    static float a[MAXN], b[MAXN], y[MAXN + 1], y0[MAXN];
+    kr_rng r = {1};
+    for (size_t li = 0; li < N_LENS; li++) {
+        int64_t n = k_lens[li];
+        fill(&r, a, n, 3.0f);
+        fill(&r, b, n, 0.5f);
+        fill(&r, y0, n, 1.0f);
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < n; i++) {
+            ref += (double)a[i] * b[i];
+            mag += fabs((double)a[i] * b[i]);
+        }
+        for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+            float got = ds_dot_f32_isa((ds_isa)isa, a, b, n);
+            if (fabs(got - ref) > 1e-6 * mag + 1e-30)
+                fail_msg("dot isa %s n=%lld: %.9g vs %.9g", ds_isa_name((ds_isa)isa),
+                         (long long)n, got, ref);
+            memcpy(y, y0, sizeof(float) * n);
+            y[n] = 12345.0f;   /* guard: must stay untouched */
+            ds_axpy_f32_isa((ds_isa)isa, y, 0.75f, a, n);
+            for (int64_t i = 0; i < n; i++) {
+                float want = fmaf(0.75f, a[i], y0[i]);   /* one rounding (FMA) or two */
+                float want2 = y0[i] + 0.75f * a[i];
+                if (y[i] != want && y[i] != want2)
+                    fail_msg("axpy isa %s n=%lld i=%lld", ds_isa_name((ds_isa)isa),
+                             (long long)n, (long long)i);
+            }
+            assert_true(y[n] == 12345.0f);
+        }
+        assert_true(fabs(ds_dot_f32(a, b, n) - ref) <= 1e-6 * mag + 1e-30);
+    }
+}
+
+static void test_rmsnorm(void **state)
+{
+    (void)state;
+    static float x[MAXN + 1], w[MAXN], y[MAXN + 1];
+    kr_rng r = {2};
+    const float eps = 1e-6f;
+    for (size_t li = 0; li < N_LENS; li++) {
+        int64_t n = k_lens[li];
+        fill(&r, x, n, 4.0f);
+        fill(&r, w, n, 2.0f);
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++)
+            ss += (double)x[i] * x[i];
+        double s = 1.0 / sqrt(ss / n + eps);
+        for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+            y[n] = 777.0f;
+            ds_rmsnorm_isa((ds_isa)isa, y, x, w, n, eps);
+            for (int64_t i = 0; i < n; i++) {
+                double want = x[i] * s * w[i];
+                if (fabs(y[i] - want) > 1e-5 * fabs(want) + 1e-6)
+                    fail_msg("rmsnorm isa %s n=%lld i=%lld: %.9g vs %.9g",
+                             ds_isa_name((ds_isa)isa), (long long)n, (long long)i, y[i], want);
+            }
+            assert_true(y[n] == 777.0f);
+            /* in place (y aliases x) gives the same values */
+            static float xx[MAXN];
+            memcpy(xx, x, sizeof(float) * n);
+            ds_rmsnorm_isa((ds_isa)isa, xx, xx, w, n, eps);
+            assert_memory_equal(xx, y, sizeof(float) * n);
+        }
+        ds_rmsnorm(y, x, w, n, eps);
+        assert_true(fabs(y[0] - x[0] * s * w[0]) <= 1e-5 * fabs(x[0] * s * w[0]) + 1e-6);
+    }
+}
+
+static void test_softmax_silu(void **state)
+{
+    (void)state;
+    static float x[MAXN], g[MAXN], u[MAXN], o[MAXN];
+    kr_rng r = {3};
+    for (size_t li = 0; li < N_LENS; li++) {
+        int64_t n = k_lens[li];
+        fill(&r, x, n, 20.0f);
+        x[n / 2] = 500.0f;   /* large logits must not overflow */
+        double mx = -INFINITY, sum = 0;
+        for (int64_t i = 0; i < n; i++)
+            mx = fmax(mx, x[i]);
+        for (int64_t i = 0; i < n; i++)
+            sum += exp(x[i] - mx);
+        static double want[MAXN];
+        for (int64_t i = 0; i < n; i++)
+            want[i] = exp(x[i] - mx) / sum;
+        ds_softmax(x, n);
+        double total = 0;
+        for (int64_t i = 0; i < n; i++) {
+            total += x[i];
+            if (fabs(x[i] - want[i]) > 1e-6 * want[i] + 1e-30)
+                fail_msg("softmax n=%lld i=%lld: %.9g vs %.9g", (long long)n, (long long)i,
+                         x[i], want[i]);
+        }
+        assert_true(fabs(total - 1.0) < 1e-5);
+
+        fill(&r, g, n, 30.0f);
+        fill(&r, u, n, 2.0f);
+        ds_silu_mul(o, g, u, n);
+        for (int64_t i = 0; i < n; i++) {
+            double ws = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+            if (fabs(o[i] - ws) > 1e-6 * fabs(ws) + 1e-30)
+                fail_msg("silu_mul i=%lld: %.9g vs %.9g", (long long)i, o[i], ws);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dot_axpy),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_softmax_silu),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
