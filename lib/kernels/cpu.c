@@ -61,6 +61,10 @@ static void detect(ds_cpu_features *f)
 }
 #endif
 
+/* The one process-wide value in the library: a memo of what the CPU supports. It is written
+ * once (every thread that races here computes the same bits from cpuid) and never changes,
+ * so it is a cached constant, not mutable state; everything that varies (the ISA level in
+ * use) lives in the ds_mm context. */
 static ds_cpu_features g_features;
 static atomic_int g_state;   /* 0: not yet, 2: g_features valid */
 
