@@ -15,8 +15,8 @@ bash scripts/setup-debian.sh
 ninja -C build >/dev/null
 
 MODEL=${DS_MODEL:-}
-if [ -z "$MODEL" ] && ls models/demo/*.gguf >/dev/null 2>&1; then
-  MODEL=$(ls models/demo/*q8_0*.gguf models/demo/*.gguf 2>/dev/null | head -1)
+if [ -z "$MODEL" ] && [ -f models/demo/deepseek-v3-demo-q8_0.gguf ]; then
+  MODEL=models/demo/deepseek-v3-demo-q8_0.gguf
 fi
 if [ -z "$MODEL" ]; then
   MODEL=build/models/random-deepseek2-llm-vocab.gguf

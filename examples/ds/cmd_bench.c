@@ -171,6 +171,7 @@ int ds_cmd_bench(int argc, char **argv)
     sp.n_ctx = (uint32_t)(n_prompt + n_gen);
     sp.n_batch = (uint32_t)n_prompt;
     sp.kv_type = (uint32_t)kv;
+    sp.ignore_eos = 1; /* measure exactly n_gen steps */
     ds_session *ss = NULL;
     s = ds_session_open(&ss, m, &sp);
     if (s != DS_OK) {

@@ -140,6 +140,7 @@ int ds_cmd_generate(int argc, char **argv)
         fwrite(prompt ? prompt : "", 1, prompt ? strlen(prompt) : 0, stdout);
     sp.n_ctx = n_ctx ? (uint32_t)n_ctx : (uint32_t)(n + (size_t)n_gen);
     sp.kv_type = (uint32_t)kv;
+    sp.ignore_eos = !stop;
     ds_session *ss = NULL;
     double t0 = now_s();
     s = ds_session_open(&ss, m, &sp);
@@ -151,10 +152,8 @@ int ds_cmd_generate(int argc, char **argv)
         int32_t t;
         s = ds_session_step(ss, &t);
         if (s != DS_OK)
-            break;
+            break; /* DS_DONE: an end-of-generation token (not appended) */
         produced++;
-        if (stop && tok && ds_tokenizer_is_eog(tok, t))
-            break;
         if (ids) {
             printf("%s%d", produced > 1 ? " " : "", t);
         } else {
@@ -176,7 +175,7 @@ int ds_cmd_generate(int argc, char **argv)
     printf("\n");
     fflush(stdout);
     int rc = 0;
-    if (s != DS_OK && s != DS_ERR_CONTEXT_FULL)
+    if (s != DS_OK && s != DS_DONE && s != DS_ERR_CONTEXT_FULL)
         rc = ds_cli_fail("generate", s);
     fprintf(stderr, "prompt: %zu tokens in %.3f s (%.2f tokens/s); generated: %ld tokens in %.3f s "
                     "(%.2f tokens/s)\n",

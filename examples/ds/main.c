@@ -11,6 +11,7 @@ static const ds_cli_command k_commands[] = {
     {"info", "print a model's facts as one JSON object", ds_cmd_info},
     {"logits", "token ids in, logits out (JSON)", ds_cmd_logits},
     {"generate", "prefill a prompt and generate tokens", ds_cmd_generate},
+    {"chat", "interactive chat with the model's chat template (stdin lines)", ds_cmd_chat},
     {"tokenize", "text in, token ids out (JSON array)", ds_cmd_tokenize},
     {"detokenize", "token ids in, text out", ds_cmd_detokenize},
     {"bench", "prefill/decode speed against the measured memory bandwidth", ds_cmd_bench},

@@ -145,6 +145,18 @@ typedef enum ds_log_level {
 typedef void (*ds_log_fn)(void *user_data, ds_log_level level, const char *message);
 
 /* ========================================================================================
+ * Callbacks shared by models and sessions
+ * ======================================================================================== */
+
+/** Abort check: return nonzero to cancel the operation in progress (it then returns
+ *  DS_ERR_CANCELLED). Called on the thread that made the call. */
+typedef int (*ds_abort_fn)(void *user_data);
+
+/** Progress of a long operation: `done` out of `total` units (bytes for model loading, tokens
+ *  for a prefill); the last call has done == total. Called on the thread that made the call. */
+typedef void (*ds_progress_fn)(void *user_data, uint64_t done, uint64_t total);
+
+/* ========================================================================================
  * Model
  * ======================================================================================== */
 
@@ -183,6 +195,13 @@ typedef struct ds_model_params {
     ds_log_level log_level;    /**< most verbose level passed to log_fn; default DS_LOG_WARN */
     ds_log_fn log_fn;          /**< log callback; NULL = silence (default) */
     void *log_user_data;       /**< passed to log_fn */
+    ds_progress_fn progress_fn; /**< loading progress in bytes of the file (DS_LOAD_READ and
+                                     DS_LOAD_HUGEPAGES read the file; DS_LOAD_MMAP reports
+                                     0 and total once each); NULL = none */
+    void *progress_user_data;  /**< passed to progress_fn */
+    ds_abort_fn abort_fn;      /**< polled while the file is read: nonzero cancels the open
+                                    (DS_ERR_CANCELLED); NULL = none */
+    void *abort_user_data;     /**< passed to abort_fn */
 } ds_model_params;
 
 /**
@@ -204,7 +223,8 @@ DS_API ds_status ds_model_default_params(ds_model_params *params, size_t struct_
  * @param params NULL for the defaults; copied.
  * @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_IO (cannot open/map/read); DS_ERR_FORMAT (malformed
  *         file: the message names the section, key or tensor and the byte offset);
- *         DS_ERR_UNSUPPORTED (unknown architecture or tensor type, named); DS_ERR_NO_MEMORY.
+ *         DS_ERR_UNSUPPORTED (unknown architecture or tensor type, named); DS_ERR_NO_MEMORY;
+ *         DS_ERR_CANCELLED (params->abort_fn asked to stop while the file was read).
  *         The message is in ds_last_error().
  * @note thread-safe (different calls do not interact).
  */

@@ -148,7 +148,8 @@ ds_status ds_model_open(ds_model **out, const char *path, const ds_model_params 
         s = ds_err_set(&err, DS_ERR_NO_MEMORY, "out of memory");
         goto fail;
     }
-    s = ds_mapping_open(&m->map, path, (int)p.load_mode, &err);
+    s = ds_mapping_open(&m->map, path, (int)p.load_mode, p.progress_fn, p.progress_user_data,
+                        p.abort_fn, p.abort_user_data, &err);
     if (s != DS_OK)
         goto fail;
     s = gguf_parse(&m->gguf, m->map.data, m->map.size, &err);

@@ -37,6 +37,12 @@
  *
  * Scratch is allocated once at state creation for n_batch tokens; ds2_forward allocates
  * nothing.
+ *
+ * Batched decode (ds2_forward_batch): one token each for several states runs through the same
+ * layer code as a chunk of the first state (its scratch, its ds_mm), so every projection and
+ * expert product has M = number of states; only the cache write and the attention look at
+ * `bst`, the per-row owner state (its cache and position). ds2_state_estimate runs the same
+ * construction with `measure` set, counting the bytes instead of allocating them.
  */
 #include "forward/deepseek2.h"
 
@@ -86,6 +92,11 @@ struct ds2_state {
     void **owned;
     size_t n_owned, cap_owned;
     uint64_t bytes;
+    bool measure;  /* sizing pass (ds2_state_estimate): st_alloc only counts */
+
+    /* batched decode (ds2_forward_batch): while set, token t of the running chunk belongs to
+     * state bst[t] (its cache and position); NULL for an ordinary single-sequence chunk */
+    ds2_state *const *bst;
 
     /* scratch (n_batch = B tokens) */
     float *x;      /* [B][d] residual */
@@ -134,6 +145,11 @@ static void *st_alloc(ds2_state *st, size_t n_elems, size_t esize, ds_err *err, 
     if (n == 0)
         n = 64;
     n = (n + 63) & ~(size_t)63;
+    if (st->measure) { /* sizing pass: count only; the pointer must never be written */
+        static const uint64_t sizing_dummy[8];
+        st->bytes += n;
+        return (void *)sizing_dummy;
+    }
     if (st->n_owned == st->cap_owned) {
         size_t cap = st->cap_owned ? st->cap_owned * 2 : 64;
         void **o = realloc(st->owned, cap * sizeof *o);
@@ -197,6 +213,10 @@ static ds_status vec_f32(ds2_state *st, const ds_weight *w, const char *what, ui
     float *v = st_alloc(st, (size_t)n, sizeof(float), err, what);
     if (!v)
         return err ? err->status : DS_ERR_NO_MEMORY;
+    if (st->measure) {
+        *out = NULL;
+        return DS_OK;
+    }
     if (!ds_dequant_row(w->type, w->data, v, n))
         return ds_err_set(err, DS_ERR_UNSUPPORTED,
                           "deepseek2: layer %u: tensor %s has unsupported type %u", layer,
@@ -216,6 +236,8 @@ static ds_status build_kb_transposed(ds2_state *st, const ds2_layer *ly, uint32_
     void *data = st_alloc(st, sz3(H, d_c, d_n), es, err, "transposed attn_kv_b");
     if (!data)
         return err ? err->status : DS_ERR_NO_MEMORY;
+    if (st->measure)
+        return DS_OK;
     float *row = NULL;
     if (!raw16 && kvb->type != 0) {
         row = malloc((size_t)d_c * sizeof(float));
@@ -393,13 +415,17 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
     return DS_OK;
 }
 
-ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
-                           const ds2_state_params *p, ds_err *err)
+/* Build a state; with measure, nothing large is allocated (st_alloc only counts bytes), no
+ * cache is created and *bytes receives what ds2_state_bytes() of the real state would be. */
+static ds_status state_build(ds2_state **out, const ds_model_data *md, ds_mm *mm,
+                             int measure_threads, const ds2_state_params *p, uint64_t *bytes,
+                             ds_err *err)
 {
+    const bool measure = bytes != NULL;
     if (!out)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: out is NULL");
     *out = NULL;
-    if (!md || !mm || !p)
+    if (!md || (!mm && !measure) || !p)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: NULL model, ds_mm or parameters");
     if (md->arch != DS_ARCH_DEEPSEEK2 || !md->w.layers)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: model data is not a bound deepseek2 model");
@@ -421,6 +447,7 @@ ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
     st->hp = hp;
     st->mm = mm;
     st->p = *p;
+    st->measure = measure;
     st->d = hp->n_embd;
     st->H = hp->n_head;
     st->d_n = hp->qk_nope;
@@ -433,7 +460,7 @@ ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
     st->E = hp->n_expert;
     st->k_used = hp->n_expert_used;
     st->n_exp_ff = hp->n_ff_exp;
-    st->nt = ds_mm_threads(mm);
+    st->nt = measure ? measure_threads : ds_mm_threads(mm);
     if (st->nt < 1)
         st->nt = 1;
     ds_status s = DS_OK;
@@ -519,6 +546,18 @@ ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
 
     if ((s = alloc_scratch(st, err)) != DS_OK)
         goto fail;
+    if (measure) {
+        uint64_t kvb = ds_kv_bytes_for(hp->n_layer, p->n_ctx, st->d_c, st->d_r, p->kv_type);
+        if (kvb == 0) {
+            s = ds_err_set(err, DS_ERR_NO_MEMORY,
+                           "deepseek2: the KV cache for %u tokens (%s) overflows", p->n_ctx,
+                           ds_kv_type_name(p->kv_type));
+            goto fail;
+        }
+        *bytes = st->bytes + kvb + sizeof *st + (uint64_t)hp->n_layer * sizeof *st->ls;
+        ds2_state_free(st);
+        return DS_OK;
+    }
     if ((s = ds_kv_create(&st->kv, hp->n_layer, p->n_ctx, st->d_c, st->d_r, p->kv_type, err)) !=
         DS_OK)
         goto fail;
@@ -527,6 +566,22 @@ ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
 fail:
     ds2_state_free(st);
     return s;
+}
+
+ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
+                           const ds2_state_params *p, ds_err *err)
+{
+    return state_build(out, md, mm, 0, p, NULL, err);
+}
+
+ds_status ds2_state_estimate(const ds_model_data *md, int n_threads, const ds2_state_params *p,
+                             uint64_t *bytes, ds_err *err)
+{
+    if (!bytes)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: bytes is NULL");
+    *bytes = 0;
+    ds2_state *st = NULL;
+    return state_build(&st, md, NULL, n_threads, p, bytes, err);
 }
 
 uint32_t ds2_state_pos(const ds2_state *st) { return ds_kv_pos(st->kv); }
@@ -595,16 +650,14 @@ static void attend_rows(const float *qrow, const float *rows, uint32_t b0, uint3
  * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, head), OpenMP over
  * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
  * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs). */
-static void attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T)
+static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg, uint32_t seg,
+                        uint32_t l, uint32_t p0, uint32_t T, const float *qc, float *ctx,
+                        float *ml)
 {
     const uint32_t H = st->H, W = st->W, d_c = st->d_c;
     const int64_t n_jobs = (int64_t)T * H;
     const uint32_t p_end = p0 + T;
     const float scale = st->attn_scale;
-    float *ctx = st->ctx, *ml = st->ml, *kseg = st->kseg;
-    const float *qc = st->qc;
-    const ds_kv_cache *kv = st->kv;
-    const uint32_t seg = st->seg_rows;
 
     for (int64_t j = 0; j < n_jobs; j++) {
         ml[2 * j] = -INFINITY;
@@ -653,6 +706,24 @@ static void attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T)
                 }
             }
         }
+    }
+}
+
+static void attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T)
+{
+    if (!st->bst) {
+        attend_core(st, st->kv, st->kseg, st->seg_rows, l, p0, T, st->qc, st->ctx, st->ml);
+        return;
+    }
+    /* batched decode: token t attends over its own state's cache at that state's position,
+     * exactly as a one-token chunk of that state would (an f16/bf16 cache is converted in the
+     * owning state's segment buffer, which is idle during the batch) */
+    const size_t H = st->H;
+    for (uint32_t t = 0; t < T; t++) {
+        const ds2_state *o = st->bst[t];
+        attend_core(st, o->kv, o->kseg, o->seg_rows, l, ds_kv_pos(o->kv), 1,
+                    st->qc + (size_t)t * H * st->W, st->ctx + (size_t)t * H * st->d_c,
+                    st->ml + (size_t)t * H * 2);
     }
 }
 
@@ -736,7 +807,15 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
         if (d_r)
             ds_rope_apply(&st->rope, st->cs + (size_t)t * d_r, r + d_c);
     }
-    TRY(ds_kv_write(st->kv, l, p0, T, st->kvr, W, st->kvr + d_c, W, err));
+    if (!st->bst) {
+        TRY(ds_kv_write(st->kv, l, p0, T, st->kvr, W, st->kvr + d_c, W, err));
+    } else {
+        for (uint32_t t = 0; t < T; t++) {
+            ds_kv_cache *kv = st->bst[t]->kv;
+            const float *r = st->kvr + (size_t)t * W;
+            TRY(ds_kv_write(kv, l, ds_kv_pos(kv), 1, r, W, r + d_c, W, err));
+        }
+    }
 
     /* absorbed queries: qc[t][i] = [W_UK_i^T q_nope_i ; RoPE(q_pe_i)] */
     TRY(per_head(st, l, false, T, err));
@@ -943,6 +1022,88 @@ ds_status ds2_forward(ds2_state *st, const int32_t *tokens, uint32_t n, float *l
         ds_status s = run_chunk(st, tokens + c0, T, out, row0, err);
         if (s != DS_OK)
             return s;
+    }
+    return DS_OK;
+}
+
+/* ---- batched decode ------------------------------------------------------------------------ */
+
+/* One token for each of T states (T <= n_batch of the compute state c, which is bst[0]). */
+static ds_status run_batch_chunk(ds2_state *c, ds2_state *const *bst, const int32_t *tokens,
+                                 uint32_t T, float *out, ds_err *err)
+{
+    const uint32_t d = c->d;
+    const ds_weight *emb = &c->md->w.token_embd;
+    for (uint32_t t = 0; t < T; t++) {
+        const void *row = (const uint8_t *)emb->data + (size_t)tokens[t] * emb->row_bytes;
+        if (!ds_dequant_row(emb->type, row, c->x + (size_t)t * d, d))
+            return ds_err_set(err, DS_ERR_UNSUPPORTED, "deepseek2: token_embd type %u", emb->type);
+        if (c->d_r)
+            ds_rope_cos_sin(&c->rope, ds_kv_pos(bst[t]->kv), c->cs + (size_t)t * c->d_r);
+    }
+    ds_status s = DS_OK;
+    c->bst = bst;
+    for (uint32_t l = 0; l < c->hp->n_layer && s == DS_OK; l++) {
+        for (uint32_t t = 0; t < T; t++)
+            if (aborted(bst[t])) {
+                s = ds_err_set(err, DS_ERR_CANCELLED,
+                               "deepseek2: batch cancelled at layer %u (sequence %u)", l, t);
+                break;
+            }
+        if (s == DS_OK)
+            s = mla(c, l, 0, T, err);
+        if (s == DS_OK)
+            s = ffn(c, l, T, err);
+    }
+    c->bst = NULL;
+    if (s != DS_OK)
+        return s;
+    if (out) {
+        ds2_state *st = c; /* for MM */
+        for (uint32_t r = 0; r < T; r++)
+            ds_rmsnorm(st->h + (size_t)r * d, st->x + (size_t)r * d, st->output_norm, d,
+                       st->hp->rms_eps);
+        MM(&st->md->w.output, 0, st->h, T, d, out, st->n_vocab);
+    }
+    for (uint32_t t = 0; t < T; t++)
+        TRY(ds_kv_commit(bst[t]->kv, ds_kv_pos(bst[t]->kv) + 1, err));
+    return DS_OK;
+}
+
+ds_status ds2_forward_batch(ds2_state *const *states, const int32_t *tokens, uint32_t n,
+                            float *logits, ds_err *err)
+{
+    if (!states || (n > 0 && !tokens))
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: NULL states or tokens");
+    if (n == 0)
+        return DS_OK;
+    ds2_state *c = states[0];
+    for (uint32_t i = 0; i < n; i++) {
+        const ds2_state *st = states[i];
+        if (!st)
+            return ds_err_set(err, DS_ERR_INVALID_ARG, "deepseek2: batch state %u is NULL", i);
+        if (st->md != c->md)
+            return ds_err_set(err, DS_ERR_INVALID_ARG,
+                              "deepseek2: batch state %u belongs to another model", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (states[j] == st)
+                return ds_err_set(err, DS_ERR_INVALID_ARG,
+                                  "deepseek2: state %u appears twice in the batch (%u and %u)",
+                                  i, j, i);
+        TRY(ds_kv_check_room(st->kv, 1, err));
+        if (tokens[i] < 0 || tokens[i] >= c->md->w.token_embd.ne[1])
+            return ds_err_set(err, DS_ERR_INVALID_ARG,
+                              "deepseek2: token %d of batch sequence %u is outside the "
+                              "vocabulary (%lld)",
+                              tokens[i], i, (long long)c->md->w.token_embd.ne[1]);
+    }
+    /* the compute state's scratch holds n_batch rows: larger batches run in groups (each group
+     * commits its states; a failure in a later group leaves the earlier groups advanced) */
+    const uint32_t B = c->p.n_batch;
+    for (uint32_t g = 0; g < n; g += B) {
+        const uint32_t T = n - g < B ? n - g : B;
+        TRY(run_batch_chunk(c, states + g, tokens + g, T,
+                            logits ? logits + (size_t)g * c->n_vocab : NULL, err));
     }
     return DS_OK;
 }

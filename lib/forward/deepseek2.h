@@ -56,6 +56,25 @@ uint64_t ds2_state_bytes(const ds2_state *st);
 ds_status ds2_forward(ds2_state *st, const int32_t *tokens, uint32_t n, float *logits,
                       bool all_logits, ds_err *err);
 
+/*
+ * Batched decode: one token for each of n distinct states of the same model (at any positions),
+ * in ONE pass over the weights — every projection and expert runs as one matrix product over
+ * the n rows; attention runs per state over its own cache. The scratch of states[0] is used
+ * (groups of its n_batch rows; larger batches run group after group). logits: NULL or n rows of
+ * n_vocab floats. Each state's abort_fn is polled between layers. On failure (DS_ERR_CANCELLED,
+ * DS_ERR_CONTEXT_FULL of any state — checked before anything runs —, ...) no state of the
+ * failing group advances. Per-row results equal those of ds2_forward on each state alone up to
+ * the rounding of M-row versus 1-row matrix products. None of the states may be used by another
+ * thread during the call.
+ */
+ds_status ds2_forward_batch(ds2_state *const *states, const int32_t *tokens, uint32_t n,
+                            float *logits, ds_err *err);
+
+/* Bytes ds2_state_bytes() would report for a state created with these params, computed
+ * without allocating the scratch or the cache (memory budgets). n_threads: as the ds_mm's. */
+ds_status ds2_state_estimate(const ds_model_data *md, int n_threads, const ds2_state_params *p,
+                             uint64_t *bytes, ds_err *err);
+
 /* Width of one logits row (rows of output.weight; equals hp.n_vocab). */
 uint32_t ds2_state_n_vocab(const ds2_state *st);
 /* Context length the state was created with. */

@@ -2,6 +2,9 @@
  * lib/kernels/convert.c — scalar f16/bf16 conversions, the per-type kernel table, dequantization
  * dispatch, and Q8_0-style activation quantization.
  *
+ * The table lists F32/F16/BF16/Q8_0 here; the other quantized types' entries live next to their
+ * kernels (q_legacy.c, q_k.c).
+ *
  * Conversions follow formats.md §2.2: f16 -> f32 exact (subnormals, inf; a NaN is made quiet
  * with its payload kept, as the F16C instruction does); f32 -> f16 and f32 -> bf16 round to
  * nearest even; a NaN becomes a quiet NaN.
@@ -116,22 +119,31 @@ static const ds_type_kernels k_types[] = {
      {ds_f32_to_f32_scalar, NULL, NULL},
      {ds_f32_to_bf16_scalar, NULL, X86(ds_f32_to_bf16_avx512)},
      {ds_gemv_f32_scalar, X86(ds_gemv_f32_avx2), X86(ds_gemv_f32_avx512)},
-     {NULL, NULL, NULL}},
+     {NULL, NULL, NULL},
+     DS_ACT_NONE},
     {DS_GGML_F16, 1, 2,
      {ds_f16_to_f32_scalar, X86(ds_f16_to_f32_avx2), X86(ds_f16_to_f32_avx512)},
      {ds_f16_to_bf16_scalar, NULL, X86(ds_f16_to_bf16_avx512)},
      {ds_gemv_f16_scalar, X86(ds_gemv_f16_avx2), X86(ds_gemv_f16_avx512)},
-     {NULL, NULL, NULL}},
+     {NULL, NULL, NULL},
+     DS_ACT_NONE},
     {DS_GGML_BF16, 1, 2,
      {ds_bf16_to_f32_scalar, X86(ds_bf16_to_f32_avx2), X86(ds_bf16_to_f32_avx512)},
      {ds_bf16_to_bf16_scalar, NULL, NULL},
      {ds_gemv_bf16_scalar, X86(ds_gemv_bf16_avx2), X86(ds_gemv_bf16_avx512)},
-     {NULL, NULL, NULL}},
+     {NULL, NULL, NULL},
+     DS_ACT_NONE},
     {DS_GGML_Q8_0, 32, 34,
      {ds_q8_0_to_f32_scalar, X86(ds_q8_0_to_f32_avx2), X86(ds_q8_0_to_f32_avx512)},
      {ds_q8_0_to_bf16_scalar, NULL, X86(ds_q8_0_to_bf16_avx512)},
      {ds_gemv_q8_0_f32_scalar, X86(ds_gemv_q8_0_f32_avx2), X86(ds_gemv_q8_0_f32_avx512)},
-     {ds_gemv_q8_0_q8_scalar, X86(ds_gemv_q8_0_q8_avx2), X86(ds_gemv_q8_0_q8_avx512)}},
+     {ds_gemv_q8_0_q8_scalar, X86(ds_gemv_q8_0_q8_avx2), X86(ds_gemv_q8_0_q8_avx512)},
+     DS_ACT_Q8_0},
+};
+
+static const ds_type_kernels *const k_quant_types[] = {
+    &ds_kernels_q4_0, &ds_kernels_q4_1, &ds_kernels_q5_0, &ds_kernels_q5_1, &ds_kernels_q2k,
+    &ds_kernels_q3k, &ds_kernels_q4k, &ds_kernels_q5k, &ds_kernels_q6k,
 };
 
 const ds_type_kernels *ds_type_kernels_get(uint32_t type)
@@ -139,6 +151,9 @@ const ds_type_kernels *ds_type_kernels_get(uint32_t type)
     for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
         if (k_types[i].type == type)
             return &k_types[i];
+    for (size_t i = 0; i < sizeof k_quant_types / sizeof k_quant_types[0]; i++)
+        if (k_quant_types[i]->type == type)
+            return k_quant_types[i];
     return NULL;
 }
 
@@ -230,4 +245,83 @@ void ds_quantize_act_q8(ds_isa isa, const float *x, int8_t *xq, float *xd, int64
     }
 #endif
     quantize_act_q8_scalar(x, xq, xd, n);
+}
+
+void ds_quantize_act_q8_1(ds_isa isa, const float *x, int8_t *xq, float *xd, float *xs,
+                          int64_t n)
+{
+    ds_quantize_act_q8(isa, x, xq, xd, n);
+    for (int64_t b = 0; b < n / DS_QK8; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < DS_QK8; i++)
+            sum += xq[b * DS_QK8 + i];
+        xs[b] = xd[b] * (float)sum;   /* exact: 11-bit scale times a sum of at most 12 bits */
+    }
+}
+
+/* ---- quantized activation buffers --------------------------------------------------------- */
+
+static size_t up64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* Byte sizes of the parts of a buffer: d, s, bsums, q (each 64-byte aligned). */
+static void qact_parts(ds_act_kind kind, int64_t M, int64_t k, size_t part[4])
+{
+    size_t nb = kind == DS_ACT_Q8_K ? (size_t)(k / DS_QK_K) : (size_t)(k / DS_QK8);
+    part[0] = up64((size_t)M * nb * sizeof(float));
+    part[1] = kind == DS_ACT_Q8_1 ? part[0] : 0;
+    part[2] = kind == DS_ACT_Q8_K ? up64((size_t)M * (size_t)(k / 16) * sizeof(int16_t)) : 0;
+    part[3] = up64((size_t)M * (size_t)k);
+}
+
+size_t ds_qact_size(ds_act_kind kind, int64_t M, int64_t k)
+{
+    size_t part[4];
+    qact_parts(kind, M, k, part);
+    return part[0] + part[1] + part[2] + part[3];
+}
+
+void ds_qact_quantize(ds_isa isa, ds_act_kind kind, const float *X, int64_t M, int64_t ldx,
+                      int64_t k, void *buf, ds_qact *out)
+{
+    size_t part[4];
+    qact_parts(kind, M, k, part);
+    char *p = buf;
+    float *d = (float *)p;
+    float *s = part[1] ? (float *)(p + part[0]) : NULL;
+    int16_t *bs = part[2] ? (int16_t *)(p + part[0] + part[1]) : NULL;
+    int8_t *q = (int8_t *)(p + part[0] + part[1] + part[2]);
+    for (int64_t m = 0; m < M; m++) {
+        const float *x = X + m * ldx;
+        switch (kind) {
+        case DS_ACT_Q8_K:
+            ds_quantize_act_q8k(isa, x, q + m * k, d + m * (k / DS_QK_K), bs + m * (k / 16), k);
+            break;
+        case DS_ACT_Q8_1:
+            ds_quantize_act_q8_1(isa, x, q + m * k, d + m * (k / DS_QK8), s + m * (k / DS_QK8),
+                                 k);
+            break;
+        default:
+            ds_quantize_act_q8(isa, x, q + m * k, d + m * (k / DS_QK8), k);
+            break;
+        }
+    }
+    *out = (ds_qact){q, d, s, bs};
+}
+
+ds_qact ds_qact_rows(const ds_qact *a, int64_t k, int m0)
+{
+    ds_qact r = *a;
+    r.q += (int64_t)m0 * k;
+    if (a->bsums) {
+        r.d += (int64_t)m0 * (k / DS_QK_K);
+        r.bsums += (int64_t)m0 * (k / 16);
+    } else {
+        r.d += (int64_t)m0 * (k / DS_QK8);
+        if (r.s)
+            r.s += (int64_t)m0 * (k / DS_QK8);
+    }
+    return r;
 }

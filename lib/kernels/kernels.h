@@ -88,12 +88,13 @@ int ds_mm_cached_primitives(ds_mm *mm);
  * Y[m][n] = sum_k X[m][k] * W[n][k]   for m < M, n < N = W->ne[1], k < K = W->ne[0].
  * W: a matrix (ne[2] == 1, expert must be 0) or an expert stack (0 <= expert < ne[2]).
  * X: M rows of K floats, row stride ldx >= K. Y: M rows of N floats, row stride ldy >= N.
- * Supported weight types: F32, F16, BF16, Q8_0 (more in the quantized-kernels issue);
+ * Supported weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K .. Q6_K;
  * anything else returns DS_ERR_UNSUPPORTED naming the tensor and type.
  * Small M (1, and up to 4-8 depending on the path) uses the GEMV kernels (each weight byte
  * read once per 4 rows, rows split across threads); larger M uses a cached oneDNN matmul
- * primitive. Precision: f32 accumulation everywhere; in DS_PRECISION_FAST, Q8_0 GEMV uses int8
- * activations (formats.md §2.5) and batches of non-F32 weights use bf16 inputs (AVX-512 with
+ * primitive. Precision: f32 accumulation everywhere; in DS_PRECISION_FAST, the GEMV of quantized
+ * weights uses int8 activations in the type's pairing (Q8_0 / Q8_1 / Q8_K, formats.md §2.5)
+ * and batches of non-F32 weights use bf16 inputs (AVX-512 with
  * AVX512_BF16 only). F32 weights are always computed in f32.
  * Do not call from inside an OpenMP parallel region if n_threads > 1 is expected.
  */

@@ -19,7 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* -DDS_KERNELS_NO_X86 builds the portable C kernels only (to check that configuration). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(DS_KERNELS_NO_X86)
 #define DS_KERNELS_X86 1
 #define DS_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define DS_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
@@ -52,19 +53,57 @@ ds_isa ds_isa_clamp(ds_isa isa);
 typedef void (*ds_to_f32_fn)(const void *src, float *dst, int64_t n);
 typedef void (*ds_to_bf16_fn)(const void *src, uint16_t *dst, int64_t n);
 /*
+ * Quantized activation rows (formats.md §2.5), the second operand of the int8 GEMVs. Row m of
+ * k elements:
+ *   q      int8 values, at q + m*k
+ *   d      block scales as f32: Q8_0/Q8_1 one per 32 elements (the f16-rounded amax/127), at
+ *          d + m*(k/32); Q8_K one per 256 elements (1/iscale, negative when the largest-|x|
+ *          value is positive), at d + m*(k/256)
+ *   s      Q8_1 only: d * sum(q) per 32 elements (exact in f32: 11-bit d times a 12-bit sum;
+ *          ggml rounds it to f16), at s + m*(k/32)
+ *   bsums  Q8_K only: sum(q) per 16 elements, at bsums + m*(k/16)
+ * Q8_1 here is Q8_0 (identical q and d) plus s; the legacy weight types use s for their
+ * offset term (Q4_0/Q5_0: -8d/-16d, Q4_1/Q5_1: +m), which is an exact integer identity, so
+ * Q4_0/Q5_0 keep the Q8_0 pairing of formats.md §2.5.
+ */
+typedef enum ds_act_kind {
+    DS_ACT_NONE = 0,   /* no int8 GEMV */
+    DS_ACT_Q8_0 = 1,
+    DS_ACT_Q8_1 = 2,
+    DS_ACT_Q8_K = 3
+} ds_act_kind;
+
+typedef struct ds_qact {
+    const int8_t *q;
+    const float *d;
+    const float *s;
+    const int16_t *bsums;
+} ds_qact;
+
+/* Bytes of a buffer for M quantized rows of k elements (k a multiple of the block size). */
+size_t ds_qact_size(ds_act_kind kind, int64_t M, int64_t k);
+/* Quantize M rows of X (row stride ldx) into buf (ds_qact_size bytes, 64-byte aligned) and
+ * describe them in *out. Identical bits at every ISA level. */
+void ds_qact_quantize(ds_isa isa, ds_act_kind kind, const float *X, int64_t M, int64_t ldx,
+                      int64_t k, void *buf, ds_qact *out);
+/* The activation rows m0.. of `a` (for kernels that take rows in groups). */
+ds_qact ds_qact_rows(const ds_qact *a, int64_t k, int m0);
+
+/*
  * GEMV: y[m][r] = sum_k W[r][k] * x[m][k] for r < nr and m < nx, W rows `rb` bytes apart,
  * activation rows `ldx` floats apart, output rows `ldy` floats apart. Each weight vector is
  * loaded once per group of DS_GEMV_NX activation rows.
  *   f32 activations: products of the exactly dequantized weight and x, accumulated in f32.
- *   q8 activations (ds_quantize_act_q8, row m at xq + m*k and xd + m*k/32): int8 dot products.
+ *   quantized activations (ds_qact of the type's act kind, rows 0..nx-1): int8 dot products
+ *   per block, scaled and summed in f32 (formats.md §2.5).
  */
 #define DS_GEMV_NX 4
 #define DS_GEMV_F32_PARAMS                                                                  \
     const void *w, size_t rb, int64_t nr, int64_t k, const float *x, int64_t ldx, int nx,   \
         float *y, int64_t ldy
 #define DS_GEMV_Q8_PARAMS                                                                   \
-    const void *w, size_t rb, int64_t nr, int64_t k, const int8_t *xq, const float *xd,     \
-        int nx, float *y, int64_t ldy
+    const void *w, size_t rb, int64_t nr, int64_t k, const ds_qact *xa, int nx, float *y,   \
+        int64_t ldy
 typedef void (*ds_gemv_f32_fn)(DS_GEMV_F32_PARAMS);
 typedef void (*ds_gemv_q8_fn)(DS_GEMV_Q8_PARAMS);
 
@@ -81,6 +120,7 @@ typedef struct ds_type_kernels {
     ds_to_bf16_fn to_bf16[DS_ISA_COUNT];
     ds_gemv_f32_fn gemv_f32[DS_ISA_COUNT];
     ds_gemv_q8_fn gemv_q8[DS_ISA_COUNT];   /* all NULL: the type has no int8 GEMV */
+    ds_act_kind act;                       /* activation format of gemv_q8 */
 } ds_type_kernels;
 
 /* NULL for a type without kernels. */
@@ -103,7 +143,7 @@ void ds_f32_to_bf16_row(ds_isa isa, const float *src, uint16_t *dst, int64_t n);
 /* How ds_mm_run computes a product of M rows with a weight of `type` (exposed for tests). */
 typedef enum ds_mm_path {
     DS_MM_GEMV_F32 = 0,    /* GEMV kernels, f32 activations (f32 accumulation) */
-    DS_MM_GEMV_Q8 = 1,     /* GEMV kernels, int8 activations (Q8_0 in FAST precision) */
+    DS_MM_GEMV_Q8 = 1,     /* GEMV kernels, int8 activations (quantized types in FAST precision) */
     DS_MM_DNNL_F32 = 2,    /* oneDNN matmul in f32 */
     DS_MM_DNNL_BF16 = 3    /* oneDNN matmul with bf16 inputs, f32 accumulation */
 } ds_mm_path;
@@ -128,8 +168,25 @@ void ds_axpy_f32_isa(ds_isa isa, float *y, float a, const float *x, int64_t n);
  * amax == 0); xd[b] = f16(d) as f32 (the stored scale of ggml's block_q8_0). Identical bits at
  * every ISA level. n is a multiple of 32. */
 void ds_quantize_act_q8(ds_isa isa, const float *x, int8_t *xq, float *xd, int64_t n);
+/* Q8_1 = the above plus xs[b] = xd[b] * sum(q of block b). */
+void ds_quantize_act_q8_1(ds_isa isa, const float *x, int8_t *xq, float *xd, float *xs,
+                          int64_t n);
 
-/* ---- the row kernels of each type (defined in f16.c, q8_0.c, ...) ------------------------ */
+#define DS_QK_K 256
+/* Q8_K (formats.md §2.5), per block of 256: max = the signed value of largest |x| (the first
+ * one wins); max == 0 gives d = 0, q = 0; otherwise iscale = -127/max,
+ * q = min(127, round_half_even(iscale * x)), xd[b] = 1/iscale; bsums[g] = sum of q[16g..16g+15].
+ * A block with |max| < 127/FLT_MAX (iscale not finite) is all zero with d = 0.
+ * Identical bits at every ISA level. n is a multiple of 256. */
+void ds_quantize_act_q8k(ds_isa isa, const float *x, int8_t *xq, float *xd, int16_t *bsums,
+                         int64_t n);
+
+/* ---- the row kernels of each type (defined in f16.c, q8_0.c, q_legacy.c, q_k.c) ---------- */
+
+/* Table entries of the types of q_legacy.c (Q4_0, Q4_1, Q5_0, Q5_1) and q_k.c (Q2_K .. Q6_K). */
+extern const ds_type_kernels ds_kernels_q4_0, ds_kernels_q4_1, ds_kernels_q5_0, ds_kernels_q5_1;
+extern const ds_type_kernels ds_kernels_q2k, ds_kernels_q3k, ds_kernels_q4k, ds_kernels_q5k,
+    ds_kernels_q6k;
 
 void ds_f32_to_f32_scalar(const void *src, float *dst, int64_t n);
 void ds_f32_to_bf16_scalar(const void *src, uint16_t *dst, int64_t n);

@@ -6,9 +6,11 @@
  *   - GEMV (M == 1, and small batches: MM_GEMV_MAX_M_*): rows of W are split across n_threads
  *     OpenMP threads in chunks whose boundaries fall on 64-byte lines of Y (threads never
  *     write the same line); each weight byte is read once per group of 4 activation rows.
- *     Float weights are converted on the fly and multiplied in f32. Q8_0 in FAST precision
- *     quantizes the activation once per call and uses int8 dot products (VNNI / maddubs); in
- *     F32 precision it dequantizes on the fly and multiplies in f32. Measured on this 2-core
+ *     Float weights are converted on the fly and multiplied in f32. Quantized weights in FAST
+ *     precision quantize the activation once per call into the type's pairing (Q8_0 for Q8_0,
+ *     Q8_1 for Q4_0/Q4_1/Q5_0/Q5_1, Q8_K for the K-quants; formats.md §2.5) and use int8 dot
+ *     products (VNNI / maddubs); in F32 precision they dequantize on the fly and multiply in
+ *     f32. Measured on this 2-core
  *     VM (7168 x 16384 weights from DRAM, AVX-512, 2 threads): F32 26.8 GB/s, F16 24, BF16
  *     23, Q8_0 22-26 GB/s, against ~28-30 GB/s for a plain read loop.
  *   - Batches: one oneDNN primitive per (M, K, N, strides, data types), created on first use
@@ -26,8 +28,8 @@
  *     high-water size until ds_mm_free).
  *   - Weights: F32 used in place as a K x N matrix with strides {1, K} (always f32 compute: the
  *     F32 tensors are norms and the MoE router, whose top-k must not see bf16 rounding). BF16
- *     used in place with a bf16 copy of X in FAST precision. F16/Q8_0 (and BF16 in F32
- *     precision) are dequantized into tiles of at most MM_TILE_BYTES (bf16 in FAST, f32 in F32
+ *     used in place with a bf16 copy of X in FAST precision. F16 and the quantized types (and
+ *     BF16 in F32 precision) are dequantized into tiles of at most MM_TILE_BYTES (bf16 in FAST, f32 in F32
  *     precision) multiplied one after the other.
  *   - FAST precision uses bf16 only when the ds_mm ISA level is AVX-512 and the CPU has
  *     AVX512_BF16; otherwise it computes in f32 (also if oneDNN reports bf16 unimplemented).
@@ -614,23 +616,15 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
     ds_gemv_q8_fn q8 = mm->precision == DS_PRECISION_FAST ? ds_pick_gemv_q8(tk, isa) : NULL;
     ds_gemv_f32_fn f32 = ds_pick_gemv_f32(tk, isa);
     mm_slot *slot = NULL;
-    const int8_t *xq = NULL;
-    const float *xd = NULL;
+    ds_qact xa = {0};
     if (q8) {
         slot = slot_get(mm);
-        size_t nb = (size_t)K / DS_QK8;
-        if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap,
-                                  (size_t)M * ((size_t)K + nb * sizeof(float)))) {
+        if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap, ds_qact_size(tk->act, M, K))) {
             slot_put(mm, slot);
             return ds_err_set(err, DS_ERR_NO_MEMORY, "GEMV with tensor '%s': out of memory",
                               W->name ? W->name : "?");
         }
-        float *d = slot->xbuf;                        /* scales first: keeps them aligned */
-        int8_t *q = (int8_t *)(d + (size_t)M * nb);
-        for (int64_t m = 0; m < M; m++)
-            ds_quantize_act_q8(isa, X + m * ldx, q + m * K, d + m * nb, K);
-        xq = q;
-        xd = d;
+        ds_qact_quantize(isa, tk->act, X, M, ldx, K, slot->xbuf, &xa);
     }
     size_t row_bytes = W->row_bytes;
     int nt = mm->n_threads;
@@ -650,7 +644,7 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
         if (r1 > r0) {
             const char *w = wbase + (size_t)r0 * row_bytes;
             if (q8)
-                q8(w, row_bytes, r1 - r0, K, xq, xd, (int)M, Y + r0, ldy);
+                q8(w, row_bytes, r1 - r0, K, &xa, (int)M, Y + r0, ldy);
             else
                 f32(w, row_bytes, r1 - r0, K, X, ldx, (int)M, Y + r0, ldy);
         }
@@ -671,7 +665,7 @@ ds_mm_path ds_mm_path_of(ds_mm *mm, uint32_t type, int64_t M)
      * case first dequantizes the whole matrix into tiles, which small batches do not repay. */
     bool in_place = type == DS_GGML_F32 || (type == DS_GGML_BF16 && use_bf16);
     if (M <= (in_place ? MM_GEMV_MAX_M_INPLACE : MM_GEMV_MAX_M_TILED)) {
-        bool q8 = fast && tk && tk->gemv_q8[DS_ISA_SCALAR];
+        bool q8 = fast && tk && tk->gemv_q8[DS_ISA_SCALAR] && tk->act != DS_ACT_NONE;
         return q8 ? DS_MM_GEMV_Q8 : DS_MM_GEMV_F32;
     }
     return use_bf16 && type != DS_GGML_F32 ? DS_MM_DNNL_BF16 : DS_MM_DNNL_F32;

@@ -2,7 +2,7 @@
  * lib/kernels/q8_0.c — row kernels of Q8_0 (formats.md §2.3: blocks of 32, `d: f16 @0`,
  * `qs: i8[32] @2`, y = d * qs): dequantization to f32 / bf16, and two GEMVs:
  *   - f32 activations: weights dequantized on the fly (exact), f32 FMA (DS_PRECISION_F32);
- *   - int8 activations (ds_quantize_act_q8): per block an exact int32 dot product scaled by
+ *   - int8 activations (ds_quantize_act_q8, a ds_qact of kind DS_ACT_Q8_0): per block an exact int32 dot product scaled by
  *     dW * dX, summed in f32 (formats.md §2.5). AVX-512 VNNI `vpdpbusd` needs an unsigned
  *     operand: it multiplies |w| (u8) by x carrying the sign of w (s8), which is exact since
  *     x is in [-127, 127]. AVX2 does the same with `vpmaddubsw` (pair sums <= 2*128*127, no
@@ -72,6 +72,8 @@ void ds_gemv_q8_0_f32_scalar(DS_GEMV_F32_PARAMS)
 
 void ds_gemv_q8_0_q8_scalar(DS_GEMV_Q8_PARAMS)
 {
+    const int8_t *xq = xa->q;
+    const float *xd = xa->d;
     const int64_t nb = k / QK;
     for (int64_t r = 0; r < nr; r++) {
         for (int m = 0; m < nx; m++) {
@@ -134,7 +136,8 @@ void ds_gemv_q8_0_q8_scalar(DS_GEMV_Q8_PARAMS)
     TARGET static void NAME##_4(const void *w, size_t rb, int64_t nr, int64_t k,           \
                                 const int8_t *xq, const float *xd, float *y, int64_t ldy)   \
     { TEMPLATE(4, w, rb, nr, k, xq, xd, y, ldy); }                                          \
-    static void NAME##_any(DS_GEMV_Q8_PARAMS)                                              \
+    static void NAME##_any(const void *w, size_t rb, int64_t nr, int64_t k,                \
+                           const int8_t *xq, const float *xd, int nx, float *y, int64_t ldy)   \
     {                                                                                       \
         for (int m0 = 0; m0 < nx; m0 += DS_GEMV_NX) {                                       \
             const int8_t *qm = xq + m0 * k;                                                 \
@@ -267,7 +270,7 @@ Q8_Q8_INSTANCES(q8_q8_avx2, DS_TARGET_AVX2, q8_q8_avx2_t)
 
 void ds_gemv_q8_0_q8_avx2(DS_GEMV_Q8_PARAMS)
 {
-    q8_q8_avx2_any(w, rb, nr, k, xq, xd, nx, y, ldy);
+    q8_q8_avx2_any(w, rb, nr, k, xa->q, xa->d, nx, y, ldy);
 }
 
 /* ---- AVX-512 --------------------------------------------------------------------------- */
@@ -367,9 +370,9 @@ Q8_Q8_INSTANCES(q8_q8_vnni, DS_TARGET_AVX512VNNI, q8_q8_vnni_t)
 void ds_gemv_q8_0_q8_avx512(DS_GEMV_Q8_PARAMS)
 {
     if (ds_cpu_get()->avx512vnni)
-        q8_q8_vnni_any(w, rb, nr, k, xq, xd, nx, y, ldy);
+        q8_q8_vnni_any(w, rb, nr, k, xa->q, xa->d, nx, y, ldy);
     else
-        q8_q8_avx2_any(w, rb, nr, k, xq, xd, nx, y, ldy);
+        q8_q8_avx2_any(w, rb, nr, k, xa->q, xa->d, nx, y, ldy);
 }
 
 #endif /* DS_KERNELS_X86 */

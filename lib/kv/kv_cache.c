@@ -113,6 +113,17 @@ uint64_t ds_kv_bytes(const ds_kv_cache *kv)
     return (uint64_t)kv->nbytes + sizeof *kv;
 }
 
+uint64_t ds_kv_bytes_for(uint32_t n_layer, uint32_t n_ctx, uint32_t d_c, uint32_t d_r,
+                         ds_kv_type type)
+{
+    size_t es = ds_kv_type_size(type), n = 0;
+    if (es == 0)
+        return 0;
+    if (!mul_ok(n_layer, n_ctx, &n) || !mul_ok(n, (size_t)d_c + d_r, &n) || !mul_ok(n, es, &n))
+        return 0;
+    return (uint64_t)n + sizeof(ds_kv_cache);
+}
+
 ds_status ds_kv_check_room(const ds_kv_cache *kv, uint32_t n, ds_err *err)
 {
     if ((uint64_t)kv->pos + n > kv->n_ctx)
@@ -219,4 +230,48 @@ const float *ds_kv_rows_f32(const ds_kv_cache *kv, uint32_t layer, uint32_t s)
     if (kv->type != DS_KV_F32 || layer >= kv->n_layer || s >= kv->n_ctx)
         return NULL;
     return (const float *)kv->data + row_index(kv, layer, s);
+}
+
+const void *ds_kv_raw_rows(const ds_kv_cache *kv, uint32_t layer, uint32_t s0, uint32_t n)
+{
+    if (layer >= kv->n_layer || (uint64_t)s0 + n > kv->n_ctx)
+        return NULL;
+    return (const uint8_t *)kv->data + row_index(kv, layer, s0) * kv->esize;
+}
+
+ds_status ds_kv_write_raw(ds_kv_cache *kv, uint32_t layer, uint32_t s0, uint32_t n,
+                          const void *src, ds_kv_type src_type, ds_err *err)
+{
+    size_t ses = ds_kv_type_size(src_type);
+    if (ses == 0)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "kv cache: unknown element type %d",
+                          (int)src_type);
+    if (layer >= kv->n_layer)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "kv cache: layer %u out of range (%u layers)",
+                          layer, kv->n_layer);
+    if ((uint64_t)s0 + n > kv->n_ctx)
+        return ds_err_set(err, DS_ERR_CONTEXT_FULL,
+                          "context full: writing %u rows at %u of layer %u passes n_ctx %u", n,
+                          s0, layer, kv->n_ctx);
+    uint8_t *dst = (uint8_t *)kv->data + row_index(kv, layer, s0) * kv->esize;
+    const size_t n_el = (size_t)n * kv->w;
+    if (src_type == kv->type) {
+        memcpy(dst, src, n_el * kv->esize);
+        return DS_OK;
+    }
+    /* convert element by element through f32 (put_row works on whole spans) */
+    float buf[256];
+    for (size_t i = 0; i < n_el; i += 256) {
+        uint32_t m = (uint32_t)(n_el - i < 256 ? n_el - i : 256);
+        for (uint32_t j = 0; j < m; j++) {
+            size_t k = i + j;
+            switch (src_type) {
+            case DS_KV_F32: buf[j] = ((const float *)src)[k]; break;
+            case DS_KV_F16: buf[j] = ds_f16_to_f32(((const uint16_t *)src)[k]); break;
+            case DS_KV_BF16: buf[j] = ds_bf16_to_f32(((const uint16_t *)src)[k]); break;
+            }
+        }
+        put_row(kv, dst + i * kv->esize, buf, m);
+    }
+    return DS_OK;
 }

@@ -49,6 +49,11 @@ uint64_t ds_kv_bytes_per_token(const ds_kv_cache *kv);
 /* Bytes the cache allocated (rows + bookkeeping). */
 uint64_t ds_kv_bytes(const ds_kv_cache *kv);
 
+/* Bytes ds_kv_bytes() would report for a cache of these sizes (for memory budgets); 0 on
+ * overflow or an unknown type. */
+uint64_t ds_kv_bytes_for(uint32_t n_layer, uint32_t n_ctx, uint32_t d_c, uint32_t d_r,
+                         ds_kv_type type);
+
 /* DS_OK if n more tokens fit after pos, else DS_ERR_CONTEXT_FULL (message names the sizes). */
 ds_status ds_kv_check_room(const ds_kv_cache *kv, uint32_t n, ds_err *err);
 
@@ -75,6 +80,18 @@ ds_status ds_kv_truncate(ds_kv_cache *kv, uint32_t new_pos, ds_err *err);
  */
 bool ds_kv_read_f32(const ds_kv_cache *kv, uint32_t layer, uint32_t s0, uint32_t s1,
                     float *dst);
+
+/*
+ * Save/restore (lib/session): rows [s0, s0+n) of `layer` in the stored element type, which are
+ * contiguous (n * row_width * ds_kv_type_size bytes). NULL for an out-of-range request.
+ */
+const void *ds_kv_raw_rows(const ds_kv_cache *kv, uint32_t layer, uint32_t s0, uint32_t n);
+
+/* Write n rows stored as `src_type` elements (row j at src + j * row_width elements) at
+ * positions s0.. of `layer`: copied when src_type is the cache's type, else converted through
+ * f32. Same bounds rules as ds_kv_write (nothing written on failure). */
+ds_status ds_kv_write_raw(ds_kv_cache *kv, uint32_t layer, uint32_t s0, uint32_t n,
+                          const void *src, ds_kv_type src_type, ds_err *err);
 
 /* Direct pointer to row s of `layer` if the cache stores f32 (rows are contiguous, stride
  * d_c + d_r floats), else NULL. NULL also for an out-of-range row. */

@@ -21,8 +21,15 @@ static const char *const k_known_archs[] = {"deepseek2", "deepseek", "llama", "q
 /* Weight types the kernels can multiply today. */
 static bool matmul_type_supported(uint32_t type)
 {
-    return type == DS_GGML_F32 || type == DS_GGML_F16 || type == DS_GGML_BF16 ||
-           type == DS_GGML_Q8_0;
+    switch (type) {
+    case DS_GGML_F32: case DS_GGML_F16: case DS_GGML_BF16: case DS_GGML_Q8_0:
+    case DS_GGML_Q4_0: case DS_GGML_Q4_1: case DS_GGML_Q5_0: case DS_GGML_Q5_1:
+    case DS_GGML_Q2_K: case DS_GGML_Q3_K: case DS_GGML_Q4_K: case DS_GGML_Q5_K:
+    case DS_GGML_Q6_K:
+        return true;
+    default:
+        return false;
+    }
 }
 
 typedef struct binder {

@@ -52,9 +52,21 @@ typedef struct cand {
     double p;
 } cand;
 
-size_t ds_sampler_scratch_bytes(size_t n_vocab)
+static size_t align16(size_t n)
 {
-    return n_vocab * sizeof(cand);
+    return (n + 15) & ~(size_t)15;
+}
+
+size_t ds_sampler_scratch_bytes(size_t n_vocab, size_t max_window)
+{
+    return align16(n_vocab * sizeof(cand)) + align16(n_vocab * sizeof(float)) +
+           align16(max_window * sizeof(int32_t)) + 16;
+}
+
+int ds_sampler_uses_penalties(const ds_sampler_cfg *cfg)
+{
+    return cfg->repeat_penalty != 1.0f || cfg->frequency_penalty != 0.0f ||
+           cfg->presence_penalty != 0.0f;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -65,35 +77,89 @@ static int cmp_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id; /* deterministic ties: lower id first */
 }
 
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* usable: not NaN and not -inf */
+static inline int usable(float v)
+{
+    return !isnan(v) && v != -INFINITY;
+}
+
 static int32_t argmax(const float *logits, size_t n)
 {
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (logits[i] > logits[best])
-            best = i;
-    return (int32_t)best;
+    int32_t best = -1;
+    for (size_t i = 0; i < n; i++)
+        if (usable(logits[i]) && (best < 0 || logits[i] > logits[best]))
+            best = (int32_t)i;
+    return best;
+}
+
+/* logits after bias and penalties into `work` (or the input when nothing changes them) */
+static const float *adjusted(const ds_sampler_cfg *cfg, const float *logits, size_t n_vocab,
+                             const ds_logit_bias *bias, size_t n_bias, const int32_t *window,
+                             size_t n_window, float *work, int32_t *wsort)
+{
+    const int pen = n_window > 0 && ds_sampler_uses_penalties(cfg);
+    if (n_bias == 0 && !pen)
+        return logits;
+    memcpy(work, logits, n_vocab * sizeof(float));
+    for (size_t i = 0; i < n_bias; i++)
+        if (bias[i].token >= 0 && (size_t)bias[i].token < n_vocab)
+            work[bias[i].token] += bias[i].bias;
+    if (pen) {
+        size_t m = 0;
+        for (size_t i = 0; i < n_window; i++)
+            if (window[i] >= 0 && (size_t)window[i] < n_vocab)
+                wsort[m++] = window[i];
+        qsort(wsort, m, sizeof *wsort, cmp_i32);
+        const float r = cfg->repeat_penalty;
+        for (size_t i = 0; i < m;) {
+            size_t j = i;
+            while (j < m && wsort[j] == wsort[i])
+                j++;
+            const float c = (float)(j - i);
+            float *l = &work[wsort[i]];
+            if (r != 1.0f)
+                *l = *l > 0.0f ? *l / r : *l * r;
+            *l -= c * cfg->frequency_penalty + cfg->presence_penalty;
+            i = j;
+        }
+    }
+    return work;
 }
 
 int32_t ds_sample(const ds_sampler_cfg *cfg, ds_rng *rng, const float *logits, size_t n_vocab,
-                  void *scratch)
+                  const ds_logit_bias *bias, size_t n_bias, const int32_t *window,
+                  size_t n_window, void *scratch)
 {
     if (n_vocab == 0)
         return -1;
+    uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 15) & ~(uintptr_t)15);
+    cand *c = (cand *)base;
+    float *work = (float *)(base + align16(n_vocab * sizeof(cand)));
+    int32_t *wsort = (int32_t *)((uint8_t *)work + align16(n_vocab * sizeof(float)));
+    const float *lg = adjusted(cfg, logits, n_vocab, bias, n_bias, window, n_window, work, wsort);
+
     if (!(cfg->temperature > 0.0f) || cfg->top_k == 1)
-        return argmax(logits, n_vocab);
-    cand *c = scratch;
+        return argmax(lg, n_vocab);
     size_t n = 0;
     for (size_t i = 0; i < n_vocab; i++) {
-        if (isnan(logits[i]) || logits[i] == -INFINITY)
+        if (!usable(lg[i]))
             continue;
-        c[n].logit = logits[i];
+        c[n].logit = lg[i];
         c[n].id = (int32_t)i;
         n++;
     }
     if (n == 0)
-        return argmax(logits, n_vocab);
+        return -1;
     /* sort descending: full sort keeps it simple and deterministic; top-k bounds it first */
     qsort(c, n, sizeof *c, cmp_desc);
+    if (c[0].logit == INFINITY) /* a +inf logit (model overflow): the first such token wins */
+        return c[0].id;
     if (cfg->top_k > 0 && (size_t)cfg->top_k < n)
         n = (size_t)cfg->top_k;
     double inv_t = 1.0 / cfg->temperature, sum = 0.0;

@@ -637,7 +637,7 @@ DS_API const char *ds_tokenizer_errmsg(const ds_tokenizer *tok)
 static ds_status open_gguf(const char *path, ds_tokenizer **out, ds_err *err)
 {
     ds_mapping map;
-    ds_status st = ds_mapping_open(&map, path, DS_LOAD_MMAP, err);
+    ds_status st = ds_mapping_open(&map, path, DS_LOAD_MMAP, NULL, NULL, NULL, NULL, err);
     if (st != DS_OK)
         return st;
     gguf_file f;

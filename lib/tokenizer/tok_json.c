@@ -224,7 +224,7 @@ static ds_status read_file(const char *path, ds_mapping *m, bool optional, bool 
         return ds_err_set(err, DS_ERR_IO, "%s: cannot open", path);
     }
     fclose(fp);
-    ds_status st = ds_mapping_open(m, path, DS_LOAD_MMAP, err);
+    ds_status st = ds_mapping_open(m, path, DS_LOAD_MMAP, NULL, NULL, NULL, NULL, err);
     if (st == DS_OK)
         *present = true;
     return st;

@@ -12,13 +12,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static ds_status read_all(int fd, uint8_t *dst, size_t size, const char *path, ds_err *err)
+typedef struct read_cb {
+    ds_progress_fn progress;
+    void *progress_ud;
+    ds_abort_fn abort_fn;
+    void *abort_ud;
+} read_cb;
+
+static ds_status read_all(int fd, uint8_t *dst, size_t size, const char *path, const read_cb *cb,
+                          ds_err *err)
 {
     size_t done = 0;
     while (done < size) {
+        if (cb->abort_fn && cb->abort_fn(cb->abort_ud))
+            return ds_err_set(err, DS_ERR_CANCELLED, "%s: loading cancelled after %zu of %zu bytes",
+                              path, done, size);
         size_t chunk = size - done;
-        if (chunk > (1u << 30))
-            chunk = 1u << 30;
+        if (chunk > (64u << 20))
+            chunk = 64u << 20;
         ssize_t r = pread(fd, dst + done, chunk, (off_t)done);
         if (r < 0) {
             if (errno == EINTR)
@@ -30,13 +41,17 @@ static ds_status read_all(int fd, uint8_t *dst, size_t size, const char *path, d
             return ds_err_set(err, DS_ERR_IO, "%s: file shrank while reading (at offset %zu)",
                               path, done);
         done += (size_t)r;
+        if (cb->progress)
+            cb->progress(cb->progress_ud, done, size);
     }
     return DS_OK;
 }
 
-ds_status ds_mapping_open(ds_mapping *m, const char *path, int mode, ds_err *err)
+ds_status ds_mapping_open(ds_mapping *m, const char *path, int mode, ds_progress_fn progress,
+                          void *progress_ud, ds_abort_fn abort_fn, void *abort_ud, ds_err *err)
 {
     memset(m, 0, sizeof *m);
+    const read_cb cb = {progress, progress_ud, abort_fn, abort_ud};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ds_err_set(err, DS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -69,6 +84,10 @@ ds_status ds_mapping_open(ds_mapping *m, const char *path, int mode, ds_err *err
             m->base = p;
             m->base_len = size;
             m->data = p;
+            if (progress) {
+                progress(progress_ud, 0, size);
+                progress(progress_ud, size, size);
+            }
         }
     } else if (mode == DS_LOAD_READ || mode == DS_LOAD_HUGEPAGES) {
         size_t len = size;
@@ -85,7 +104,7 @@ ds_status ds_mapping_open(ds_mapping *m, const char *path, int mode, ds_err *err
             if (mode == DS_LOAD_HUGEPAGES)
                 madvise(p, len, MADV_HUGEPAGE);
 #endif
-            s = read_all(fd, p, size, path, err);
+            s = read_all(fd, p, size, path, &cb, err);
             if (s != DS_OK) {
                 munmap(p, len);
             } else {

@@ -21,7 +21,10 @@ typedef struct ds_mapping {
     size_t base_len;
 } ds_mapping;
 
-ds_status ds_mapping_open(ds_mapping *m, const char *path, int mode, ds_err *err);
+/* progress/abort may be NULL; they are called between chunks of a read (not for mmap, which
+ * reports 0 and the size once each). */
+ds_status ds_mapping_open(ds_mapping *m, const char *path, int mode, ds_progress_fn progress,
+                          void *progress_ud, ds_abort_fn abort_fn, void *abort_ud, ds_err *err);
 void ds_mapping_close(ds_mapping *m);
 
 #endif

@@ -43,7 +43,7 @@ static loaded *load(const char *path)
     assert_non_null(m);
     ds_err err;
     ds_err_clear(&err);
-    ds_status s = ds_mapping_open(&m->map, path, 0, &err);
+    ds_status s = ds_mapping_open(&m->map, path, 0, NULL, NULL, NULL, NULL, &err);
     if (s == DS_OK)
         s = gguf_parse(&m->gf, m->map.data, m->map.size, &err);
     if (s == DS_OK)

@@ -313,6 +313,8 @@ static bool type_block(uint32_t type, uint64_t *be, uint64_t *bb)
     case GB_T_Q8_0: *be = 32; *bb = 34; return true;
     case GB_T_Q4_K: *be = 256; *bb = 144; return true;
     case GB_T_Q6_K: *be = 256; *bb = 210; return true;
+    case GB_T_Q8_K: *be = 256; *bb = 292; return true;
+    case GB_T_IQ2_XXS: *be = 256; *bb = 66; return true;
     case GB_T_I64: *be = 1; *bb = 8; return true;
     case GB_T_F64: *be = 1; *bb = 8; return true;
     default: return false;

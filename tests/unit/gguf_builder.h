@@ -30,7 +30,7 @@ enum {
 
 /* ggml tensor type ids used by the tests. */
 enum {
-    GB_T_F32 = 0, GB_T_F16 = 1, GB_T_Q4_0 = 2, GB_T_Q8_0 = 8, GB_T_Q4_K = 12, GB_T_Q6_K = 14,
+    GB_T_F32 = 0, GB_T_F16 = 1, GB_T_Q4_0 = 2, GB_T_Q8_0 = 8, GB_T_Q4_K = 12, GB_T_Q6_K = 14, GB_T_Q8_K = 15, GB_T_IQ2_XXS = 16,
     GB_T_I64 = 27, GB_T_F64 = 28, GB_T_BF16 = 30
 };
 

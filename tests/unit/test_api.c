@@ -726,6 +726,65 @@ static void test_load_modes(void **state)
     }
 }
 
+typedef struct load_progress {
+    uint64_t calls, last_done, last_total, abort_after;
+    bool monotonic;
+} load_progress;
+
+static void on_load_progress(void *ud, uint64_t done, uint64_t total)
+{
+    load_progress *lp = ud;
+    if (done < lp->last_done)
+        lp->monotonic = false;
+    lp->calls++;
+    lp->last_done = done;
+    lp->last_total = total;
+}
+
+static int on_load_abort(void *ud)
+{
+    load_progress *lp = ud;
+    return lp->calls >= lp->abort_after;
+}
+
+/* Loading progress reports the file's bytes in every mode; an abort while reading cancels
+ * the open cleanly. */
+static void test_load_progress_and_abort(void **state)
+{
+    (void)state;
+    struct stat sb;
+    assert_int_equal(stat(g_model, &sb), 0);
+    static const uint32_t modes[3] = {DS_LOAD_MMAP, DS_LOAD_READ, DS_LOAD_HUGEPAGES};
+    for (int i = 0; i < 3; i++) {
+        load_progress lp = {0, 0, 0, UINT64_MAX, true};
+        ds_model_params p;
+        assert_int_equal(ds_model_default_params(&p, sizeof p), DS_OK);
+        p.load_mode = modes[i];
+        p.progress_fn = on_load_progress;
+        p.progress_user_data = &lp;
+        ds_model *m = NULL;
+        assert_int_equal(ds_model_open(&m, g_model, &p), DS_OK);
+        assert_true(lp.calls >= 1);
+        assert_true(lp.monotonic);
+        assert_int_equal(lp.last_done, (uint64_t)sb.st_size);
+        assert_int_equal(lp.last_total, (uint64_t)sb.st_size);
+        ds_model_close(m);
+    }
+    /* abort before the first chunk of a read: cancelled, no handle, a message */
+    load_progress lp = {0, 0, 0, 0, true};
+    ds_model_params p;
+    assert_int_equal(ds_model_default_params(&p, sizeof p), DS_OK);
+    p.load_mode = DS_LOAD_READ;
+    p.progress_fn = on_load_progress;
+    p.progress_user_data = &lp;
+    p.abort_fn = on_load_abort;
+    p.abort_user_data = &lp;
+    ds_model *m = (ds_model *)&lp;
+    assert_int_equal(ds_model_open(&m, g_model, &p), DS_ERR_CANCELLED);
+    assert_null(m);
+    assert_contains(ds_last_error(), "cancelled");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -741,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_no_stdio_output),
         cmocka_unit_test(test_meta_string_sizes),
         cmocka_unit_test(test_load_modes),
+        cmocka_unit_test(test_load_progress_and_abort),
     };
     return cmocka_run_group_tests_name("api", tests, setup, teardown);
 }

@@ -1512,18 +1512,21 @@ static void make_wrong_shape_transposed(gguf_builder *b)
     base_model(b);
     gb_tensor_set_shape(tensor(b, "blk.0.attn_output.weight"), 2, (const uint64_t[]){32, 16});
 }
-static void make_q4k_tensor(gguf_builder *b)
+static void make_iq2_xxs_tensor(gguf_builder *b)
 {
     gb_ds2_config c;
     gb_ds2_default(&c);
     c.n_ff = 256;
     gb_add_ds2(b, &c);
-    gb_tensor_set_type(tensor(b, "blk.0.ffn_down.weight"), GB_T_Q4_K);
+    gb_tensor_set_type(tensor(b, "blk.0.ffn_down.weight"), GB_T_IQ2_XXS);
 }
-static void make_q4_0_tensor(gguf_builder *b)
+static void make_q8_k_tensor(gguf_builder *b)
 {
-    base_model(b);
-    gb_tensor_set_type(tensor(b, "token_embd.weight"), GB_T_Q4_0);
+    gb_ds2_config c;
+    gb_ds2_default(&c);
+    c.n_embd = 256;
+    gb_add_ds2(b, &c);
+    gb_tensor_set_type(tensor(b, "token_embd.weight"), GB_T_Q8_K);
 }
 static void make_norm_f16(gguf_builder *b)
 {
@@ -1690,8 +1693,9 @@ static const bad_case k_cases[] = {
     MODEL("wrong_shape_experts", make_wrong_shape_3d, DS_ERR_FORMAT, "blk.1.ffn_up_exps.weight", "shape"),
     MODEL("wrong_shape_transposed", make_wrong_shape_transposed, DS_ERR_FORMAT, "blk.0.attn_output.weight", "shape"),
     MODEL("split_k_b_not_transposed", make_split_kb_shape, DS_ERR_FORMAT, "blk.0.attn_k_b.weight", "shape"),
-    MODEL("tensor_type_q4_k", make_q4k_tensor, DS_ERR_UNSUPPORTED, "blk.0.ffn_down.weight", "Q4_K"),
-    MODEL("tensor_type_q4_0", make_q4_0_tensor, DS_ERR_UNSUPPORTED, "token_embd.weight", "Q4_0"),
+    /* known GGUF types without kernels: the loader names the tensor and the type */
+    MODEL("tensor_type_iq2_xxs", make_iq2_xxs_tensor, DS_ERR_UNSUPPORTED, "blk.0.ffn_down.weight", "IQ2_XXS"),
+    MODEL("tensor_type_q8_k", make_q8_k_tensor, DS_ERR_UNSUPPORTED, "token_embd.weight", "Q8_K"),
     MODEL("norm_not_f32", make_norm_f16, DS_ERR_UNSUPPORTED, "blk.1.attn_norm.weight", "F16"),
     MODEL("missing_hparam", make_missing_hparam, DS_ERR_FORMAT, "deepseek2.embedding_length", "missing"),
     MODEL("missing_kv_lora_rank", make_missing_kv_lora, DS_ERR_FORMAT, "deepseek2.attention.kv_lora_rank", "missing"),

@@ -174,6 +174,10 @@ ds_model_p = POINTER(ds_model)
 
 #: typedef void (*ds_log_fn)(void *user_data, ds_log_level level, const char *message);
 ds_log_fn = register_type("ds_log_fn", CFUNCTYPE(None, c_void_p, ds_log_level, c_char_p))
+#: typedef int (*ds_abort_fn)(void *user_data);
+ds_abort_fn = register_type("ds_abort_fn", CFUNCTYPE(c_int, c_void_p))
+#: typedef void (*ds_progress_fn)(void *user_data, uint64_t done, uint64_t total);
+ds_progress_fn = register_type("ds_progress_fn", CFUNCTYPE(None, c_void_p, c_uint64, c_uint64))
 
 
 class ds_model_params(Structure):
@@ -186,6 +190,10 @@ class ds_model_params(Structure):
         ("log_level", ds_log_level),
         ("log_fn", ds_log_fn),
         ("log_user_data", c_void_p),
+        ("progress_fn", ds_progress_fn),
+        ("progress_user_data", c_void_p),
+        ("abort_fn", ds_abort_fn),
+        ("abort_user_data", c_void_p),
     ]
 
 

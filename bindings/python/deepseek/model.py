@@ -296,6 +296,34 @@ class Model:
         self._h()
         return Metadata(self)
 
+    # ---- tokenizer, sessions (deepseek.tokenizer, deepseek.session) ------------------
+
+    @property
+    def tokenizer(self):
+        """The model's tokenizer (a deepseek.Tokenizer owned by the model; UnsupportedError if
+        the file has no supported tokenizer)."""
+        self._h()
+        t = getattr(self, "_tokenizer", None)
+        if t is None or t.closed:
+            from .tokenizer import Tokenizer
+            with self._lock:
+                t = getattr(self, "_tokenizer", None)
+                if t is None or t.closed:
+                    t = self._tokenizer = Tokenizer._of_model(self)
+        return t
+
+    def session(self, **params):
+        """Open a deepseek.Session on this model (see Session for the parameters)."""
+        from .session import Session
+        return Session(self, **params)
+
+    @property
+    def memory(self) -> Dict[str, Any]:
+        """Memory of the model (ds_model_memory): {'mapped': bool, 'weights': bytes of the file
+        held in memory, 'other': bytes of the model's own tables}. Sessions not included."""
+        from .session import model_memory
+        return model_memory(self)
+
     # ---- tensors ---------------------------------------------------------------------
 
     def _tensor(self, h, i: int) -> Dict[str, Any]:

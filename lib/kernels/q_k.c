@@ -1,0 +1,791 @@
+/*
+ * lib/kernels/q_k.c — the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (formats.md §2.4: super-blocks
+ * of 256 elements) and the Q8_K activation quantizer (§2.5).
+ *
+ * Every K-quant super-block is first unpacked into one common form:
+ *     y[e] = d * sc[g] * q[e] - dmin * mn[g],   g = e / 16,
+ * with q unsigned (0..63), sc a signed 8-bit scale and mn a signed 16-bit offset per group of 16:
+ *     Q4_K/Q5_K: sc = the 6-bit scale, mn = the 6-bit min of sub-block e/32 (q 0..15 / 0..31);
+ *     Q2_K:      sc = low nibble, mn = high nibble of scales[g] (q 0..3);
+ *     Q3_K:      sc = the signed 6-bit scale, q = low2 + 4*hbit (0..7), dmin = d, mn = 4*sc;
+ *     Q6_K:      sc = the i8 scale, q = lo4 | hi2 << 4 (0..63), dmin = d, mn = 32*sc.
+ * In f32 the products d*sc, (d*sc)*q and dmin*mn are exact (at most 24 significant bits), so the
+ * dequantized value is the exact value rounded once, at every ISA level, bit for bit.
+ *
+ * Then three consumers per ISA level, written once:
+ *   - dequantization to f32 / bf16 (batches: the tiles of mm.c);
+ *   - GEMV with f32 activations (DS_PRECISION_F32): the weights of each group dequantized in
+ *     registers and multiplied in f32;
+ *   - GEMV with Q8_K activations (DS_PRECISION_FAST): per super-block
+ *         d*dA * sum_g sc[g] * sum_{e in g} q[e]*qA[e]  -  dmin*dA * sum_g mn[g] * bsums[g]
+ *     with exact integer inner sums. q is unsigned and qA signed, the operand order of
+ *     vpmaddubsw (AVX2: u8*s8 pair sums, at most 2*63*127, no saturation) whose 16-bit pair sums
+ *     are multiplied by the group scale with vpmaddwd (AVX2) or vpdpwssd (AVX-512 VNNI).
+ */
+#include "kernels/kernels_impl.h"
+#include "kernels/gemv_tmpl.h"
+
+#include "format/ggml_types.h"
+
+#include <math.h>
+#include <string.h>
+
+#if DS_KERNELS_X86
+#include "kernels/simd_x86.h"
+#endif
+
+#define QK_K DS_QK_K
+#define Q2K_BYTES 84
+#define Q3K_BYTES 110
+#define Q4K_BYTES 144
+#define Q5K_BYTES 176
+#define Q6K_BYTES 210
+
+/* ---- scalar unpacking ------------------------------------------------------------------- */
+
+typedef struct kq_blk {
+    uint8_t q[QK_K];
+    int8_t sc[16];
+    int16_t mn[16];
+    float d, dmin;
+} kq_blk;
+
+/* Q4_K/Q5_K: eight 6-bit scales and eight 6-bit mins from 12 bytes. */
+static inline void unpack_sm8(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0x0F) | ((s[j] >> 6) << 4));
+        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+static inline void q4k_common_scalar(const uint8_t *p, kq_blk *u)
+{
+    uint8_t sc[8], mn[8];
+    u->d = ds_f16_to_f32(ds_rd16(p));
+    u->dmin = ds_f16_to_f32(ds_rd16(p + 2));
+    unpack_sm8(p + 4, sc, mn);
+    for (int g = 0; g < 16; g++) {
+        u->sc[g] = (int8_t)sc[g / 2];
+        u->mn[g] = mn[g / 2];
+    }
+}
+
+static void q4k_unpack_scalar(const uint8_t *p, kq_blk *u)
+{
+    q4k_common_scalar(p, u);
+    const uint8_t *qs = p + 16;
+    for (int c = 0; c < 4; c++)
+        for (int i = 0; i < 32; i++) {
+            u->q[64 * c + i] = qs[32 * c + i] & 0x0F;
+            u->q[64 * c + 32 + i] = qs[32 * c + i] >> 4;
+        }
+}
+
+static void q5k_unpack_scalar(const uint8_t *p, kq_blk *u)
+{
+    q4k_common_scalar(p, u);
+    const uint8_t *qh = p + 16, *qs = p + 48;
+    for (int c = 0; c < 4; c++)
+        for (int i = 0; i < 32; i++) {
+            u->q[64 * c + i] = (uint8_t)((qs[32 * c + i] & 0x0F) | (((qh[i] >> (2 * c)) & 1) << 4));
+            u->q[64 * c + 32 + i] =
+                (uint8_t)((qs[32 * c + i] >> 4) | (((qh[i] >> (2 * c + 1)) & 1) << 4));
+        }
+}
+
+static void q6k_unpack_scalar(const uint8_t *p, kq_blk *u)
+{
+    const uint8_t *ql = p, *qh = p + 128;
+    const int8_t *sc = (const int8_t *)(p + 192);
+    u->d = u->dmin = ds_f16_to_f32(ds_rd16(p + 208));
+    for (int g = 0; g < 16; g++) {
+        u->sc[g] = sc[g];
+        u->mn[g] = (int16_t)(32 * sc[g]);
+    }
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 32; i++) {
+            uint8_t a = ql[64 * h + i], b = ql[64 * h + 32 + i], hb = qh[32 * h + i];
+            uint8_t *q = u->q + 128 * h + i;
+            q[0] = (uint8_t)((a & 0x0F) | ((hb & 3) << 4));
+            q[32] = (uint8_t)((b & 0x0F) | (((hb >> 2) & 3) << 4));
+            q[64] = (uint8_t)((a >> 4) | (((hb >> 4) & 3) << 4));
+            q[96] = (uint8_t)((b >> 4) | ((hb >> 6) << 4));
+        }
+}
+
+static void q2k_unpack_scalar(const uint8_t *p, kq_blk *u)
+{
+    const uint8_t *qs = p + 16;
+    u->d = ds_f16_to_f32(ds_rd16(p + 80));
+    u->dmin = ds_f16_to_f32(ds_rd16(p + 82));
+    for (int g = 0; g < 16; g++) {
+        u->sc[g] = (int8_t)(p[g] & 0x0F);
+        u->mn[g] = p[g] >> 4;
+    }
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 4; j++)
+            for (int i = 0; i < 32; i++)
+                u->q[128 * h + 32 * j + i] = (qs[32 * h + i] >> (2 * j)) & 3;
+}
+
+/* Q3_K: sixteen 6-bit scales (low nibbles in bytes 0..7, high pairs in bytes 8..11), minus 32. */
+static inline void q3k_scales(const uint8_t *s, int8_t sc[16])
+{
+    for (int k = 0; k < 8; k++) {
+        int hi_lo = (s[8 + k % 4] >> (2 * (k / 4))) & 3;       /* scale k */
+        int hi_hi = (s[8 + k % 4] >> (2 * (k / 4 + 2))) & 3;   /* scale k + 8 */
+        sc[k] = (int8_t)(((s[k] & 0x0F) | (hi_lo << 4)) - 32);
+        sc[k + 8] = (int8_t)(((s[k] >> 4) | (hi_hi << 4)) - 32);
+    }
+}
+
+static void q3k_unpack_scalar(const uint8_t *p, kq_blk *u)
+{
+    const uint8_t *hm = p, *qs = p + 32;
+    u->d = u->dmin = ds_f16_to_f32(ds_rd16(p + 108));
+    q3k_scales(p + 96, u->sc);
+    for (int g = 0; g < 16; g++)
+        u->mn[g] = (int16_t)(4 * u->sc[g]);
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 4; j++)
+            for (int i = 0; i < 32; i++)
+                u->q[128 * h + 32 * j + i] = (uint8_t)(((qs[32 * h + i] >> (2 * j)) & 3) |
+                                                       (((hm[i] >> (4 * h + j)) & 1) << 2));
+}
+
+typedef void (*kq_unpack_scalar_fn)(const uint8_t *p, kq_blk *u);
+
+/* ---- scalar consumers ------------------------------------------------------------------- */
+
+static inline void kq_to_f32_scalar_t(kq_unpack_scalar_fn unpack, size_t bb, const void *src,
+                                      float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    kq_blk u;
+    for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
+        unpack(p, &u);
+        for (int g = 0; g < 16; g++) {
+            float a = u.d * (float)u.sc[g], c = u.dmin * (float)u.mn[g];
+            for (int i = 0; i < 16; i++)
+                dst[b * QK_K + 16 * g + i] = a * (float)u.q[16 * g + i] - c;
+        }
+    }
+}
+
+static inline void kq_to_bf16_scalar_t(kq_unpack_scalar_fn unpack, size_t bb, const void *src,
+                                       uint16_t *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    float tmp[QK_K];
+    for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
+        kq_to_f32_scalar_t(unpack, bb, p, tmp, QK_K);
+        for (int i = 0; i < QK_K; i++)
+            dst[b * QK_K + i] = ds_f32_to_bf16(tmp[i]);
+    }
+}
+
+static inline void kq_gemv_f32_scalar_t(kq_unpack_scalar_fn unpack, size_t bb,
+                                        DS_GEMV_F32_PARAMS)
+{
+    kq_blk u;
+    for (int64_t r = 0; r < nr; r++) {
+        float acc[DS_GEMV_NX][8];
+        for (int m0 = 0; m0 < nx; m0 += DS_GEMV_NX) {
+            int nm = nx - m0 < DS_GEMV_NX ? nx - m0 : DS_GEMV_NX;
+            memset(acc, 0, sizeof acc);
+            const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+            for (int64_t b = 0; b < k / QK_K; b++, p += bb) {
+                unpack(p, &u);
+                for (int g = 0; g < 16; g++) {
+                    float a = u.d * (float)u.sc[g], c = u.dmin * (float)u.mn[g];
+                    for (int i = 0; i < 16; i++) {
+                        float wv = a * (float)u.q[16 * g + i] - c;
+                        for (int m = 0; m < nm; m++)
+                            acc[m][i & 7] += wv * x[(m0 + m) * ldx + b * QK_K + 16 * g + i];
+                    }
+                }
+            }
+            for (int m = 0; m < nm; m++)
+                y[(m0 + m) * ldy + r] = ((acc[m][0] + acc[m][4]) + (acc[m][1] + acc[m][5])) +
+                                        ((acc[m][2] + acc[m][6]) + (acc[m][3] + acc[m][7]));
+        }
+    }
+}
+
+static inline void kq_gemv_q8_scalar_t(kq_unpack_scalar_fn unpack, size_t bb,
+                                       DS_GEMV_Q8_PARAMS)
+{
+    const int64_t nb = k / QK_K;
+    kq_blk u;
+    for (int64_t r = 0; r < nr; r++) {
+        for (int m = 0; m < nx; m++) {
+            const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+            const int8_t *xq = xa->q + m * k;
+            const int16_t *bs = xa->bsums + m * (k / 16);
+            float acc = 0.0f, accm = 0.0f;
+            for (int64_t b = 0; b < nb; b++, p += bb) {
+                unpack(p, &u);
+                int32_t isum = 0, imin = 0;
+                for (int g = 0; g < 16; g++) {
+                    int32_t s = 0;
+                    for (int i = 0; i < 16; i++)
+                        s += (int32_t)u.q[16 * g + i] * xq[b * QK_K + 16 * g + i];
+                    isum += u.sc[g] * s;
+                    imin += u.mn[g] * bs[b * 16 + g];
+                }
+                float dA = xa->d[m * nb + b];
+                acc += (float)isum * (u.d * dA);
+                accm += (float)imin * (u.dmin * dA);
+            }
+            y[m * ldy + r] = acc - accm;
+        }
+    }
+}
+
+#if DS_KERNELS_X86
+
+/* ---- AVX2 unpacking --------------------------------------------------------------------- */
+
+typedef struct kq_vec {
+    __m256i q[8];   /* u8 quants of elements 32c .. 32c+31 */
+    __m128i sc;     /* i8 scale of each group of 16 */
+    __m256i mn;     /* i16 offset of each group of 16 */
+    float d, dmin;
+} kq_vec;
+
+DS_TARGET_AVX2 DS_INLINE __m256i m8(int v)
+{
+    return _mm256_set1_epi8((char)v);
+}
+
+/* Q4_K/Q5_K scales and mins: the 12 bytes as three little-endian words a, b, c hold
+ * sc0-3 (a & 0x3F..), m0-3 (b & 0x3F..), and for j = 4..7 the low nibbles of c (scales) and high
+ * nibbles of c (mins) with bits 4-5 from the top two bits of a (scales) / b (mins). */
+DS_TARGET_AVX2 DS_INLINE void q4k_scales_avx2(const uint8_t *p, kq_vec *u)
+{
+    u->d = _cvtsh_ss(ds_rd16(p));
+    u->dmin = _cvtsh_ss(ds_rd16(p + 2));
+    uint32_t a = ds_rd32(p + 4), b = ds_rd32(p + 8), c = ds_rd32(p + 12);
+    uint32_t sc03 = a & 0x3F3F3F3Fu, mn03 = b & 0x3F3F3F3Fu;
+    uint32_t sc47 = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
+    uint32_t mn47 = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m128i sc8 = _mm_cvtsi64_si128((long long)((uint64_t)sc47 << 32 | sc03));
+    __m128i mn8 = _mm_cvtsi64_si128((long long)((uint64_t)mn47 << 32 | mn03));
+    u->sc = _mm_shuffle_epi8(sc8, dup);
+    u->mn = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(mn8, dup));
+}
+
+DS_TARGET_AVX2 DS_INLINE void q4k_unpack_avx2(const uint8_t *p, kq_vec *u)
+{
+    q4k_scales_avx2(p, u);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
+        u->q[2 * c] = _mm256_and_si256(v, m8(0x0F));
+        u->q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m8(0x0F));
+    }
+}
+
+/* Bit j of each byte of v moved to bit `to` (other bits cleared). 16-bit shifts are fine: the
+ * bit that lands on `to` always comes from the same byte. */
+#define BIT_TO(v, j, to)                                                                    \
+    _mm256_and_si256((j) <= (to) ? _mm256_slli_epi16((v), (to) - (j))                      \
+                                 : _mm256_srli_epi16((v), (j) - (to)),                     \
+                     m8(1 << (to)))
+
+DS_TARGET_AVX2 DS_INLINE void q5k_unpack_avx2(const uint8_t *p, kq_vec *u)
+{
+    q4k_scales_avx2(p, u);
+    __m256i hb = _mm256_loadu_si256((const __m256i *)(p + 16));
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + 48 + 32 * c));
+        u->q[2 * c] = _mm256_or_si256(_mm256_and_si256(v, m8(0x0F)), BIT_TO(hb, 2 * c, 4));
+        u->q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m8(0x0F)),
+                                          BIT_TO(hb, 2 * c + 1, 4));
+    }
+}
+
+DS_TARGET_AVX2 DS_INLINE void q6k_unpack_avx2(const uint8_t *p, kq_vec *u)
+{
+    u->d = u->dmin = _cvtsh_ss(ds_rd16(p + 208));
+    u->sc = _mm_loadu_si128((const __m128i *)(p + 192));
+    u->mn = _mm256_slli_epi16(_mm256_cvtepi8_epi16(u->sc), 5);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+        __m256i hb = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+        __m256i a_hi = _mm256_and_si256(_mm256_srli_epi16(a, 4), m8(0x0F));
+        __m256i b_hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m8(0x0F));
+        u->q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(a, m8(0x0F)),
+                                          _mm256_and_si256(_mm256_slli_epi16(hb, 4), m8(0x30)));
+        u->q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(b, m8(0x0F)),
+                                          _mm256_and_si256(_mm256_slli_epi16(hb, 2), m8(0x30)));
+        u->q[4 * h + 2] = _mm256_or_si256(a_hi, _mm256_and_si256(hb, m8(0x30)));
+        u->q[4 * h + 3] = _mm256_or_si256(b_hi,
+                                          _mm256_and_si256(_mm256_srli_epi16(hb, 2), m8(0x30)));
+    }
+}
+
+DS_TARGET_AVX2 DS_INLINE void q2k_unpack_avx2(const uint8_t *p, kq_vec *u)
+{
+    u->d = _cvtsh_ss(ds_rd16(p + 80));
+    u->dmin = _cvtsh_ss(ds_rd16(p + 82));
+    __m128i s = _mm_loadu_si128((const __m128i *)p);
+    u->sc = _mm_and_si128(s, _mm_set1_epi8(0x0F));
+    u->mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0x0F)));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * h));
+        u->q[4 * h + 0] = _mm256_and_si256(v, m8(3));
+        u->q[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m8(3));
+        u->q[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m8(3));
+        u->q[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m8(3));
+    }
+}
+
+/* Q3_K scales from the 12 bytes: low nibbles of bytes 0..7 are scales 0..7, high nibbles scales
+ * 8..15; 2-bit field i of bytes 8..11 (word c) supplies bits 4-5 of scales 4i .. 4i+3. */
+DS_TARGET_AVX2 DS_INLINE __m128i q3k_scales_avx2(const uint8_t *s)
+{
+    uint64_t lo = ds_rd64(s);
+    uint32_t c = ds_rd32(s + 8);
+    uint64_t l0 = lo & 0x0F0F0F0F0F0F0F0Full, l1 = (lo >> 4) & 0x0F0F0F0F0F0F0F0Full;
+    uint64_t h0 = (uint64_t)(c & 0x03030303u) | (uint64_t)((c >> 2) & 0x03030303u) << 32;
+    uint64_t h1 = (uint64_t)((c >> 4) & 0x03030303u) | (uint64_t)((c >> 6) & 0x03030303u) << 32;
+    __m128i v = _mm_set_epi64x((long long)(l1 | h1 << 4), (long long)(l0 | h0 << 4));
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+DS_TARGET_AVX2 DS_INLINE void q3k_unpack_avx2(const uint8_t *p, kq_vec *u)
+{
+    u->d = u->dmin = _cvtsh_ss(ds_rd16(p + 108));
+    u->sc = q3k_scales_avx2(p + 96);
+    u->mn = _mm256_slli_epi16(_mm256_cvtepi8_epi16(u->sc), 2);
+    __m256i hm = _mm256_loadu_si256((const __m256i *)p);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 + 32 * h));
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m256i lo2 = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m8(3));
+            u->q[4 * h + j] = _mm256_or_si256(lo2, BIT_TO(hm, 4 * h + j, 2));
+        }
+    }
+}
+
+typedef void (*kq_unpack_avx2_fn)(const uint8_t *p, kq_vec *u);
+
+/* a[g] = d * sc[g], c[g] = dmin * mn[g] (exact products). */
+DS_TARGET_AVX2 DS_INLINE void kq_group_scales(const kq_vec *u, float a[16], float c[16])
+{
+    __m256 d = _mm256_set1_ps(u->d), dm = _mm256_set1_ps(u->dmin);
+    _mm256_storeu_ps(a, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(u->sc))));
+    _mm256_storeu_ps(a + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                 _mm_srli_si128(u->sc, 8)))));
+    _mm256_storeu_ps(c, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(
+                                              _mm256_castsi256_si128(u->mn)))));
+    _mm256_storeu_ps(c + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(
+                                                  _mm256_extracti128_si256(u->mn, 1)))));
+}
+
+/* Elements 8h .. 8h+7 of group (0/1) `half` of chunk q, as floats. */
+DS_TARGET_AVX2 DS_INLINE __m256 q8th_f32(__m256i q, int half, int h)
+{
+    __m128i v = half ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
+    if (h)
+        v = _mm_srli_si128(v, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+}
+
+/* ---- AVX2 consumers --------------------------------------------------------------------- */
+
+DS_TARGET_AVX2 DS_INLINE void kq_to_f32_avx2_t(kq_unpack_avx2_fn unpack, size_t bb,
+                                               const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
+        kq_vec u;
+        float a[16], c[16];
+        unpack(p, &u);
+        kq_group_scales(&u, a, c);
+        float *o = dst + b * QK_K;
+#pragma GCC unroll 16
+        for (int g = 0; g < 16; g++) {
+            __m256 va = _mm256_set1_ps(a[g]), vc = _mm256_set1_ps(c[g]);
+            _mm256_storeu_ps(o + 16 * g, _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 0), va, vc));
+            _mm256_storeu_ps(o + 16 * g + 8,
+                             _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 1), va, vc));
+        }
+    }
+}
+
+/* f32 GEMV: NX rows, U accumulators per row (4 for one row, 2 otherwise). */
+DS_TARGET_AVX2 DS_INLINE void kq_gemv_f32_avx2_t(kq_unpack_avx2_fn unpack, size_t bb, int NX,
+                                                 const void *w, size_t rb, int64_t nr,
+                                                 int64_t k, const float *x, int64_t ldx,
+                                                 float *y, int64_t ldy)
+{
+    const int U = NX == 1 ? 4 : 2;
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+        __m256 acc[DS_GEMV_NX][4];
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                acc[m][j] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < k / QK_K; b++, p += bb) {
+            DS_PREFETCH_BLOCK(p, bb);
+            kq_vec u;
+            float a[16], c[16];
+            unpack(p, &u);
+            kq_group_scales(&u, a, c);
+#pragma GCC unroll 16
+            for (int g = 0; g < 16; g++) {
+                __m256 va = _mm256_set1_ps(a[g]), vc = _mm256_set1_ps(c[g]);
+                __m256 w0 = _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 0), va, vc);
+                __m256 w1 = _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 1), va, vc);
+                const int j0 = (2 * g) % U, j1 = (2 * g + 1) % U;
+#pragma GCC unroll 4
+                for (int m = 0; m < NX; m++) {
+                    const float *xb = x + m * ldx + b * QK_K + 16 * g;
+                    acc[m][j0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), acc[m][j0]);
+                    acc[m][j1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), acc[m][j1]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++) {
+            __m256 t = _mm256_add_ps(acc[m][0], acc[m][1]);
+            if (U == 4)
+                t = _mm256_add_ps(t, _mm256_add_ps(acc[m][2], acc[m][3]));
+            y[m * ldy + r] = ds_hsum8(t);
+        }
+    }
+}
+
+/* Chunk c's group scales as 16 x i16: lanes 0-7 sc[2c], lanes 8-15 sc[2c+1] (the layout of
+ * vpmaddubsw's pair sums: lane i holds elements 2i, 2i+1). */
+DS_TARGET_AVX2 DS_INLINE __m256i chunk_scales(__m128i sc, int c)
+{
+    const __m128i pat = _mm_set_epi64x((long long)(0x0101010101010101ull * (2 * c + 1)),
+                                       (long long)(0x0101010101010101ull * (2 * c)));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, pat));
+}
+
+DS_TARGET_AVX2 DS_INLINE __m256i dotacc_avx2(__m256i acc, __m256i p16, __m256i s16)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, s16));
+}
+
+/* The Q8_K GEMV template (AVX2 and AVX-512 VNNI differ only in DOTACC). */
+#define KQ_Q8_BODY(UNPACK, BB, DOTACC)                                                      \
+    const int64_t nb = k / QK_K;                                                            \
+    for (int64_t r = 0; r < nr; r++) {                                                      \
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
+        __m256 acc[DS_GEMV_NX], accm[DS_GEMV_NX];                                           \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
+            acc[m] = accm[m] = _mm256_setzero_ps();                                         \
+        for (int64_t b = 0; b < nb; b++, p += (BB)) {                                       \
+            DS_PREFETCH_BLOCK(p, BB);                                                       \
+            kq_vec u;                                                                       \
+            UNPACK(p, &u);                                                                  \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                const int8_t *xq = xa->q + m * k + b * QK_K;                                \
+                __m256i isum = _mm256_setzero_si256();                                      \
+                _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {                       \
+                    __m256i x8 = _mm256_loadu_si256((const __m256i *)(xq + 32 * c));        \
+                    isum = DOTACC(isum, _mm256_maddubs_epi16(u.q[c], x8),                   \
+                                  chunk_scales(u.sc, c));                                   \
+                }                                                                           \
+                __m256i bs = _mm256_loadu_si256(                                            \
+                    (const __m256i *)(xa->bsums + m * (k / 16) + 16 * b));                  \
+                __m256i imin = _mm256_madd_epi16(bs, u.mn);                                 \
+                float dA = xa->d[m * nb + b];                                               \
+                acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(u.d * dA), \
+                                         acc[m]);                                           \
+                accm[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin),                         \
+                                          _mm256_set1_ps(u.dmin * dA), accm[m]);            \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
+            y[m * ldy + r] = ds_hsum8(_mm256_sub_ps(acc[m], accm[m]));                      \
+    }
+
+/* ---- AVX-512 consumers ------------------------------------------------------------------ */
+
+/* Group g (16 elements) as floats. */
+DS_TARGET_AVX512 DS_INLINE __m512 group_f32(const kq_vec *u, int g)
+{
+    __m128i v = (g & 1) ? _mm256_extracti128_si256(u->q[g / 2], 1)
+                        : _mm256_castsi256_si128(u->q[g / 2]);
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+}
+
+DS_TARGET_AVX512 DS_INLINE void kq_to_f32_avx512_t(kq_unpack_avx2_fn unpack, size_t bb,
+                                                   const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
+        kq_vec u;
+        float a[16], c[16];
+        unpack(p, &u);
+        kq_group_scales(&u, a, c);
+#pragma GCC unroll 16
+        for (int g = 0; g < 16; g++)
+            _mm512_storeu_ps(dst + b * QK_K + 16 * g,
+                             _mm512_fmsub_ps(group_f32(&u, g), _mm512_set1_ps(a[g]),
+                                             _mm512_set1_ps(c[g])));
+    }
+}
+
+DS_TARGET_AVX512 DS_INLINE void kq_to_bf16_avx512_t(kq_unpack_avx2_fn unpack, size_t bb,
+                                                    const void *src, uint16_t *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
+        kq_vec u;
+        float a[16], c[16];
+        unpack(p, &u);
+        kq_group_scales(&u, a, c);
+#pragma GCC unroll 16
+        for (int g = 0; g < 16; g++)
+            _mm256_storeu_si256((__m256i *)(dst + b * QK_K + 16 * g),
+                                ds_to_bf16_16(_mm512_fmsub_ps(group_f32(&u, g),
+                                                              _mm512_set1_ps(a[g]),
+                                                              _mm512_set1_ps(c[g]))));
+    }
+}
+
+DS_TARGET_AVX512 DS_INLINE void kq_gemv_f32_avx512_t(kq_unpack_avx2_fn unpack, size_t bb, int NX,
+                                                     const void *w, size_t rb, int64_t nr,
+                                                     int64_t k, const float *x, int64_t ldx,
+                                                     float *y, int64_t ldy)
+{
+    const int U = NX == 1 ? 4 : 2;
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+        __m512 acc[DS_GEMV_NX][4];
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                acc[m][j] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < k / QK_K; b++, p += bb) {
+            DS_PREFETCH_BLOCK(p, bb);
+            kq_vec u;
+            float a[16], c[16];
+            unpack(p, &u);
+            kq_group_scales(&u, a, c);
+#pragma GCC unroll 16
+            for (int g = 0; g < 16; g++) {
+                __m512 wv = _mm512_fmsub_ps(group_f32(&u, g), _mm512_set1_ps(a[g]),
+                                            _mm512_set1_ps(c[g]));
+#pragma GCC unroll 4
+                for (int m = 0; m < NX; m++)
+                    acc[m][g % U] = _mm512_fmadd_ps(
+                        wv, _mm512_loadu_ps(x + m * ldx + b * QK_K + 16 * g), acc[m][g % U]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++) {
+            __m512 t = _mm512_add_ps(acc[m][0], acc[m][1]);
+            if (U == 4)
+                t = _mm512_add_ps(t, _mm512_add_ps(acc[m][2], acc[m][3]));
+            y[m * ldy + r] = _mm512_reduce_add_ps(t);
+        }
+    }
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i dotacc_vnni(__m256i acc, __m256i p16, __m256i s16)
+{
+    return _mm256_dpwssd_epi32(acc, p16, s16);
+}
+
+#endif /* DS_KERNELS_X86 */
+
+/* ---- instantiation ------------------------------------------------------------------------ */
+
+#if DS_KERNELS_X86
+#define KQ_X86(NAME, BB)                                                                    \
+    DS_TARGET_AVX2 static void NAME##_to_f32_avx2(const void *src, float *dst, int64_t n)   \
+    { kq_to_f32_avx2_t(NAME##_unpack_avx2, BB, src, dst, n); }                              \
+    DS_TARGET_AVX512 static void NAME##_to_f32_avx512(const void *src, float *dst,          \
+                                                      int64_t n)                            \
+    { kq_to_f32_avx512_t(NAME##_unpack_avx2, BB, src, dst, n); }                            \
+    DS_TARGET_AVX512 static void NAME##_to_bf16_avx512(const void *src, uint16_t *dst,      \
+                                                       int64_t n)                           \
+    { kq_to_bf16_avx512_t(NAME##_unpack_avx2, BB, src, dst, n); }                           \
+    DS_TARGET_AVX2 DS_INLINE void NAME##_f32_avx2_t(int NX, const void *w, size_t rb,       \
+                                                    int64_t nr, int64_t k, const float *x,  \
+                                                    int64_t ldx, float *y, int64_t ldy)     \
+    { kq_gemv_f32_avx2_t(NAME##_unpack_avx2, BB, NX, w, rb, nr, k, x, ldx, y, ldy); }       \
+    DS_GEMV_F32_INSTANCES(NAME##_gemv_f32_avx2, DS_TARGET_AVX2, NAME##_f32_avx2_t)          \
+    DS_TARGET_AVX512 DS_INLINE void NAME##_f32_avx512_t(int NX, const void *w, size_t rb,   \
+                                                        int64_t nr, int64_t k,              \
+                                                        const float *x, int64_t ldx,        \
+                                                        float *y, int64_t ldy)              \
+    { kq_gemv_f32_avx512_t(NAME##_unpack_avx2, BB, NX, w, rb, nr, k, x, ldx, y, ldy); }     \
+    DS_GEMV_F32_INSTANCES(NAME##_gemv_f32_avx512, DS_TARGET_AVX512, NAME##_f32_avx512_t)    \
+    DS_TARGET_AVX2 DS_INLINE void NAME##_q8_avx2_t(int NX, const void *w, size_t rb,        \
+                                                   int64_t nr, int64_t k, const ds_qact *xa, \
+                                                   float *y, int64_t ldy)                   \
+    { KQ_Q8_BODY(NAME##_unpack_avx2, BB, dotacc_avx2) }                                     \
+    DS_GEMV_Q8_INSTANCES(NAME##_q8_avx2, DS_TARGET_AVX2, NAME##_q8_avx2_t)                  \
+    DS_TARGET_AVX512VNNI DS_INLINE void NAME##_q8_vnni_t(int NX, const void *w, size_t rb,  \
+                                                         int64_t nr, int64_t k,             \
+                                                         const ds_qact *xa, float *y,       \
+                                                         int64_t ldy)                       \
+    { KQ_Q8_BODY(NAME##_unpack_avx2, BB, dotacc_vnni) }                                     \
+    DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
+    static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
+    {                                                                                       \
+        if (ds_cpu_get()->avx512vnni)                                                       \
+            NAME##_q8_vnni(w, rb, nr, k, xa, nx, y, ldy);                                   \
+        else                                                                                \
+            NAME##_q8_avx2(w, rb, nr, k, xa, nx, y, ldy);                                   \
+    }
+#define KQ_ENTRY(TYPE, NAME, BB)                                                            \
+    const ds_type_kernels ds_kernels_##NAME = {                                             \
+        TYPE, QK_K, BB,                                                                     \
+        {NAME##_to_f32_scalar, NAME##_to_f32_avx2, NAME##_to_f32_avx512},                   \
+        {NAME##_to_bf16_scalar, NULL, NAME##_to_bf16_avx512},                               \
+        {NAME##_gemv_f32_scalar, NAME##_gemv_f32_avx2, NAME##_gemv_f32_avx512},             \
+        {NAME##_gemv_q8_scalar, NAME##_q8_avx2, NAME##_gemv_q8_avx512},                     \
+        DS_ACT_Q8_K};
+#else
+#define KQ_X86(NAME, BB)
+#define KQ_ENTRY(TYPE, NAME, BB)                                                            \
+    const ds_type_kernels ds_kernels_##NAME = {                                             \
+        TYPE, QK_K, BB,                                                                     \
+        {NAME##_to_f32_scalar, NULL, NULL},                                                 \
+        {NAME##_to_bf16_scalar, NULL, NULL},                                                \
+        {NAME##_gemv_f32_scalar, NULL, NULL},                                               \
+        {NAME##_gemv_q8_scalar, NULL, NULL},                                                \
+        DS_ACT_Q8_K};
+#endif
+
+#define KQ_TYPE(TYPE, NAME, BB)                                                             \
+    static void NAME##_to_f32_scalar(const void *src, float *dst, int64_t n)                \
+    { kq_to_f32_scalar_t(NAME##_unpack_scalar, BB, src, dst, n); }                          \
+    static void NAME##_to_bf16_scalar(const void *src, uint16_t *dst, int64_t n)            \
+    { kq_to_bf16_scalar_t(NAME##_unpack_scalar, BB, src, dst, n); }                         \
+    static void NAME##_gemv_f32_scalar(DS_GEMV_F32_PARAMS)                                  \
+    { kq_gemv_f32_scalar_t(NAME##_unpack_scalar, BB, w, rb, nr, k, x, ldx, nx, y, ldy); }   \
+    static void NAME##_gemv_q8_scalar(DS_GEMV_Q8_PARAMS)                                    \
+    { kq_gemv_q8_scalar_t(NAME##_unpack_scalar, BB, w, rb, nr, k, xa, nx, y, ldy); }        \
+    KQ_X86(NAME, BB)                                                                        \
+    KQ_ENTRY(TYPE, NAME, BB)
+
+KQ_TYPE(DS_GGML_Q2_K, q2k, Q2K_BYTES)
+KQ_TYPE(DS_GGML_Q3_K, q3k, Q3K_BYTES)
+KQ_TYPE(DS_GGML_Q4_K, q4k, Q4K_BYTES)
+KQ_TYPE(DS_GGML_Q5_K, q5k, Q5K_BYTES)
+KQ_TYPE(DS_GGML_Q6_K, q6k, Q6K_BYTES)
+
+/* ---- Q8_K activation quantization ------------------------------------------------------ */
+/* formats.md §2.5. Deviation: a block whose scale would overflow f32 (|max| < 4e-37) is stored
+ * as zeros with d = 0 (ggml would produce undefined quants multiplied by d = -0). */
+
+/* A zero block (max == 0, or |max| < 127/FLT_MAX so that iscale overflows: the values are
+ * below 4e-37 and quantize to nothing). */
+static void q8k_zero(int8_t *q, float *d, int16_t *bs)
+{
+    *d = 0.0f;
+    memset(q, 0, QK_K);
+    memset(bs, 0, 16 * sizeof(int16_t));
+}
+
+static void q8k_block_finish(const float *x, float max, int8_t *q, float *d, int16_t *bs)
+{
+    float iscale = max != 0.0f ? -127.0f / max : 0.0f;
+    if (max == 0.0f || !isfinite(iscale)) {
+        q8k_zero(q, d, bs);
+        return;
+    }
+    for (int i = 0; i < QK_K; i++) {
+        long v = lrintf(iscale * x[i]);   /* current mode: nearest even */
+        q[i] = (int8_t)(v > 127 ? 127 : v);
+    }
+    for (int g = 0; g < 16; g++) {
+        int s = 0;
+        for (int i = 0; i < 16; i++)
+            s += q[16 * g + i];
+        bs[g] = (int16_t)s;
+    }
+    *d = 1.0f / iscale;
+}
+
+static void quantize_q8k_scalar(const float *x, int8_t *xq, float *xd, int16_t *bsums,
+                                int64_t n)
+{
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const float *xb = x + b * QK_K;
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < QK_K; i++) {
+            float a = fabsf(xb[i]);
+            if (a > amax) {
+                amax = a;
+                max = xb[i];
+            }
+        }
+        q8k_block_finish(xb, max, xq + b * QK_K, xd + b, bsums + 16 * b);
+    }
+}
+
+#if DS_KERNELS_X86
+DS_TARGET_AVX512 static void quantize_q8k_avx512(const float *x, int8_t *xq, float *xd,
+                                                 int16_t *bsums, int64_t n)
+{
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const float *xb = x + b * QK_K;
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < QK_K; i += 16)
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(xb + i)));
+        float amax = _mm512_reduce_max_ps(mx);
+        float max = 0.0f;
+        if (amax > 0.0f) {   /* the first element of largest magnitude */
+            __m512 va = _mm512_set1_ps(amax);
+            for (int i = 0; i < QK_K; i += 16) {
+                __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xb + i)), va,
+                                                   _CMP_EQ_OQ);
+                if (hit) {
+                    max = xb[i + __builtin_ctz(hit)];
+                    break;
+                }
+            }
+        }
+        float iscale = max != 0.0f ? -127.0f / max : 0.0f;
+        if (max == 0.0f || !isfinite(iscale)) {
+            q8k_zero(xq + b * QK_K, xd + b, bsums + 16 * b);
+            continue;
+        }
+        __m512 vs = _mm512_set1_ps(iscale);
+        for (int g = 0; g < 16; g++) {
+            __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(xb + 16 * g)));
+            v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(xq + b * QK_K + 16 * g), _mm512_cvtsepi32_epi8(v));
+            bsums[16 * b + g] = (int16_t)_mm512_reduce_add_epi32(v);
+        }
+        xd[b] = 1.0f / iscale;
+    }
+}
+#endif
+
+void ds_quantize_act_q8k(ds_isa isa, const float *x, int8_t *xq, float *xd, int16_t *bsums,
+                         int64_t n)
+{
+#if DS_KERNELS_X86
+    if (ds_isa_clamp(isa) >= DS_ISA_AVX512) {
+        quantize_q8k_avx512(x, xq, xd, bsums, n);
+        return;
+    }
+#endif
+    quantize_q8k_scalar(x, xq, xd, bsums, n);
+}

@@ -1,0 +1,468 @@
+/*
+ * lib/kernels/q_legacy.c — the legacy 32-element block types Q4_0, Q4_1, Q5_0 and Q5_1
+ * (formats.md §2.3).
+ *
+ * A block is first unpacked into unsigned quants q[0..31] (0..15 or 0..31; element e < 16 is the
+ * low nibble of qs[e], e >= 16 the high nibble of qs[e-16]; the fifth bit of Q5 is bit e of qh)
+ * and two floats with
+ *     y[e] = d * q[e] - c,    c = 8d (Q4_0), 16d (Q5_0), -m (Q4_1, Q5_1).
+ * d*q is exact in f32, so the value is rounded once: bit-exact at every ISA level.
+ *
+ * Consumers per ISA level: dequantization to f32 / bf16, GEMV with f32 activations, and GEMV
+ * with Q8_1 activations (ds_qact: Q8_0 quants and scales plus s = dA * sum(qA) per block):
+ *     per block  d*dA * sum_e q[e]*qA[e]  -  c * s
+ * which equals sum_e y[e] * dA*qA[e] exactly (for Q4_0/Q5_0 this is the Q8_0 product of
+ * formats.md §2.5 with the centring moved into s). q is unsigned and qA signed: vpmaddubsw +
+ * vpmaddwd on AVX2 (pair sums at most 2*31*127, no saturation), vpdpbusd on AVX-512 VNNI.
+ */
+#include "kernels/kernels_impl.h"
+#include "kernels/gemv_tmpl.h"
+
+#include "format/ggml_types.h"
+
+#include <string.h>
+
+#if DS_KERNELS_X86
+#include "kernels/simd_x86.h"
+#endif
+
+#define QK 32
+
+/* ---- scalar ----------------------------------------------------------------------------- */
+
+typedef struct lq_blk {
+    uint8_t q[QK];
+    float d, c;
+} lq_blk;
+
+static inline void nibbles(const uint8_t *qs, uint8_t *q)
+{
+    for (int i = 0; i < 16; i++) {
+        q[i] = qs[i] & 0x0F;
+        q[i + 16] = qs[i] >> 4;
+    }
+}
+
+static inline void fifth_bits(uint32_t h, uint8_t *q)
+{
+    for (int i = 0; i < QK; i++)
+        q[i] |= (uint8_t)(((h >> i) & 1) << 4);
+}
+
+static void q4_0_unpack_scalar(const uint8_t *p, lq_blk *u)
+{
+    u->d = ds_f16_to_f32(ds_rd16(p));
+    u->c = 8.0f * u->d;
+    nibbles(p + 2, u->q);
+}
+
+static void q4_1_unpack_scalar(const uint8_t *p, lq_blk *u)
+{
+    u->d = ds_f16_to_f32(ds_rd16(p));
+    u->c = -ds_f16_to_f32(ds_rd16(p + 2));
+    nibbles(p + 4, u->q);
+}
+
+static void q5_0_unpack_scalar(const uint8_t *p, lq_blk *u)
+{
+    u->d = ds_f16_to_f32(ds_rd16(p));
+    u->c = 16.0f * u->d;
+    nibbles(p + 6, u->q);
+    fifth_bits(ds_rd32(p + 2), u->q);
+}
+
+static void q5_1_unpack_scalar(const uint8_t *p, lq_blk *u)
+{
+    u->d = ds_f16_to_f32(ds_rd16(p));
+    u->c = -ds_f16_to_f32(ds_rd16(p + 2));
+    nibbles(p + 8, u->q);
+    fifth_bits(ds_rd32(p + 4), u->q);
+}
+
+typedef void (*lq_unpack_scalar_fn)(const uint8_t *p, lq_blk *u);
+
+static inline void lq_to_f32_scalar_t(lq_unpack_scalar_fn unpack, size_t bb, const void *src,
+                                      float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    lq_blk u;
+    for (int64_t b = 0; b < n / QK; b++, p += bb) {
+        unpack(p, &u);
+        for (int i = 0; i < QK; i++)
+            dst[b * QK + i] = u.d * (float)u.q[i] - u.c;
+    }
+}
+
+static inline void lq_to_bf16_scalar_t(lq_unpack_scalar_fn unpack, size_t bb, const void *src,
+                                       uint16_t *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    lq_blk u;
+    for (int64_t b = 0; b < n / QK; b++, p += bb) {
+        unpack(p, &u);
+        for (int i = 0; i < QK; i++)
+            dst[b * QK + i] = ds_f32_to_bf16(u.d * (float)u.q[i] - u.c);
+    }
+}
+
+static inline void lq_gemv_f32_scalar_t(lq_unpack_scalar_fn unpack, size_t bb,
+                                        DS_GEMV_F32_PARAMS)
+{
+    lq_blk u;
+    for (int64_t r = 0; r < nr; r++) {
+        for (int m = 0; m < nx; m++) {
+            const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+            const float *xm = x + m * ldx;
+            float acc[8] = {0};
+            for (int64_t b = 0; b < k / QK; b++, p += bb) {
+                unpack(p, &u);
+                for (int i = 0; i < QK; i++)
+                    acc[i & 7] += (u.d * (float)u.q[i] - u.c) * xm[b * QK + i];
+            }
+            y[m * ldy + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+                             ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        }
+    }
+}
+
+static inline void lq_gemv_q8_scalar_t(lq_unpack_scalar_fn unpack, size_t bb, DS_GEMV_Q8_PARAMS)
+{
+    const int64_t nb = k / QK;
+    lq_blk u;
+    for (int64_t r = 0; r < nr; r++) {
+        for (int m = 0; m < nx; m++) {
+            const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+            const int8_t *xq = xa->q + m * k;
+            float acc = 0.0f, corr = 0.0f;
+            for (int64_t b = 0; b < nb; b++, p += bb) {
+                unpack(p, &u);
+                int32_t isum = 0;
+                for (int i = 0; i < QK; i++)
+                    isum += (int32_t)u.q[i] * xq[b * QK + i];
+                acc += (float)isum * (u.d * xa->d[m * nb + b]);
+                corr += u.c * xa->s[m * nb + b];
+            }
+            y[m * ldy + r] = acc - corr;
+        }
+    }
+}
+
+#if DS_KERNELS_X86
+
+/* ---- AVX2 unpacking: 32 unsigned quants in element order -------------------------------- */
+
+DS_TARGET_AVX2 DS_INLINE __m256i nibbles_avx2(const uint8_t *qs)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* Byte e = 0x10 where bit e of h is set, else 0. */
+DS_TARGET_AVX2 DS_INLINE __m256i fifth_bits_avx2(uint32_t h)
+{
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+DS_TARGET_AVX2 DS_INLINE __m256i q4_0_unpack_avx2(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = 8.0f * *d;
+    return nibbles_avx2(p + 2);
+}
+
+DS_TARGET_AVX2 DS_INLINE __m256i q4_1_unpack_avx2(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = -_cvtsh_ss(ds_rd16(p + 2));
+    return nibbles_avx2(p + 4);
+}
+
+DS_TARGET_AVX2 DS_INLINE __m256i q5_0_unpack_avx2(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = 16.0f * *d;
+    return _mm256_or_si256(nibbles_avx2(p + 6), fifth_bits_avx2(ds_rd32(p + 2)));
+}
+
+DS_TARGET_AVX2 DS_INLINE __m256i q5_1_unpack_avx2(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = -_cvtsh_ss(ds_rd16(p + 2));
+    return _mm256_or_si256(nibbles_avx2(p + 8), fifth_bits_avx2(ds_rd32(p + 4)));
+}
+
+typedef __m256i (*lq_unpack_avx2_fn)(const uint8_t *p, float *d, float *c);
+
+/* Elements 8j .. 8j+7 of the block as floats. */
+DS_TARGET_AVX2 DS_INLINE __m256 lq_8_f32(__m256i q, int j)
+{
+    __m128i v = (j & 2) ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
+    if (j & 1)
+        v = _mm_srli_si128(v, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+}
+
+/* ---- AVX2 consumers --------------------------------------------------------------------- */
+
+DS_TARGET_AVX2 DS_INLINE void lq_to_f32_avx2_t(lq_unpack_avx2_fn unpack, size_t bb,
+                                               const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK; b++, p += bb) {
+        float d, c;
+        __m256i q = unpack(p, &d, &c);
+        __m256 vd = _mm256_set1_ps(d), vc = _mm256_set1_ps(c);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_ps(dst + b * QK + 8 * j, _mm256_fmsub_ps(lq_8_f32(q, j), vd, vc));
+    }
+}
+
+DS_TARGET_AVX2 DS_INLINE void lq_gemv_f32_avx2_t(lq_unpack_avx2_fn unpack, size_t bb, int NX,
+                                                 const void *w, size_t rb, int64_t nr,
+                                                 int64_t k, const float *x, int64_t ldx,
+                                                 float *y, int64_t ldy)
+{
+    const int U = NX == 1 ? 4 : 2;
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+        __m256 acc[DS_GEMV_NX][4];
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                acc[m][j] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < k / QK; b++, p += bb) {
+            DS_PREFETCH(p);
+            float d, c;
+            __m256i q = unpack(p, &d, &c);
+            __m256 vd = _mm256_set1_ps(d), vc = _mm256_set1_ps(c);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m256 wv = _mm256_fmsub_ps(lq_8_f32(q, j), vd, vc);
+#pragma GCC unroll 4
+                for (int m = 0; m < NX; m++)
+                    acc[m][j % U] = _mm256_fmadd_ps(
+                        wv, _mm256_loadu_ps(x + m * ldx + b * QK + 8 * j), acc[m][j % U]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++) {
+            __m256 t = _mm256_add_ps(acc[m][0], acc[m][1]);
+            if (U == 4)
+                t = _mm256_add_ps(t, _mm256_add_ps(acc[m][2], acc[m][3]));
+            y[m * ldy + r] = ds_hsum8(t);
+        }
+    }
+}
+
+DS_TARGET_AVX2 DS_INLINE __m256i dot_avx2(__m256i q, __m256i x)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
+}
+
+/* The Q8_1 GEMV template, two blocks per step (AVX2 and VNNI differ only in DOT). */
+#define LQ_Q8_BODY(UNPACK, BB, DOT)                                                         \
+    const int64_t nb = k / QK;                                                              \
+    for (int64_t r = 0; r < nr; r++) {                                                      \
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
+        __m256 acc[DS_GEMV_NX][2];                                                          \
+        float corr[DS_GEMV_NX][2];                                                          \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                              \
+            acc[m][0] = acc[m][1] = _mm256_setzero_ps();                                    \
+            corr[m][0] = corr[m][1] = 0.0f;                                                 \
+        }                                                                                   \
+        int64_t b = 0;                                                                      \
+        for (; b + 2 <= nb; b += 2, p += 2 * (BB)) {                                        \
+            DS_PREFETCH_BLOCK(p, 2 * (BB));                                                 \
+            float d0, c0, d1, c1;                                                           \
+            __m256i q0 = UNPACK(p, &d0, &c0), q1 = UNPACK(p + (BB), &d1, &c1);              \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                const int8_t *xq = xa->q + m * k + b * QK;                                  \
+                const float *xd = xa->d + m * nb + b, *xs = xa->s + m * nb + b;             \
+                __m256i s0 = DOT(q0, _mm256_loadu_si256((const __m256i *)xq));              \
+                __m256i s1 = DOT(q1, _mm256_loadu_si256((const __m256i *)(xq + QK)));       \
+                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),                         \
+                                            _mm256_set1_ps(d0 * xd[0]), acc[m][0]);         \
+                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1),                         \
+                                            _mm256_set1_ps(d1 * xd[1]), acc[m][1]);         \
+                corr[m][0] += c0 * xs[0];                                                   \
+                corr[m][1] += c1 * xs[1];                                                   \
+            }                                                                               \
+        }                                                                                   \
+        if (b < nb) {                                                                       \
+            float d0, c0;                                                                   \
+            __m256i q0 = UNPACK(p, &d0, &c0);                                               \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                const int8_t *xq = xa->q + m * k + b * QK;                                  \
+                __m256i s0 = DOT(q0, _mm256_loadu_si256((const __m256i *)xq));              \
+                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),                         \
+                                            _mm256_set1_ps(d0 * xa->d[m * nb + b]),         \
+                                            acc[m][0]);                                     \
+                corr[m][0] += c0 * xa->s[m * nb + b];                                       \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
+            y[m * ldy + r] = ds_hsum8(_mm256_add_ps(acc[m][0], acc[m][1])) -                \
+                             (corr[m][0] + corr[m][1]);                                     \
+    }
+
+/* ---- AVX-512 consumers ------------------------------------------------------------------ */
+
+/* Elements 16h .. 16h+15 of the block as floats. */
+DS_TARGET_AVX512 DS_INLINE __m512 lq_16_f32(__m256i q, int h)
+{
+    __m128i v = h ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+}
+
+DS_TARGET_AVX512 DS_INLINE void lq_to_f32_avx512_t(lq_unpack_avx2_fn unpack, size_t bb,
+                                                   const void *src, float *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK; b++, p += bb) {
+        float d, c;
+        __m256i q = unpack(p, &d, &c);
+        __m512 vd = _mm512_set1_ps(d), vc = _mm512_set1_ps(c);
+        _mm512_storeu_ps(dst + b * QK, _mm512_fmsub_ps(lq_16_f32(q, 0), vd, vc));
+        _mm512_storeu_ps(dst + b * QK + 16, _mm512_fmsub_ps(lq_16_f32(q, 1), vd, vc));
+    }
+}
+
+DS_TARGET_AVX512 DS_INLINE void lq_to_bf16_avx512_t(lq_unpack_avx2_fn unpack, size_t bb,
+                                                    const void *src, uint16_t *dst, int64_t n)
+{
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK; b++, p += bb) {
+        float d, c;
+        __m256i q = unpack(p, &d, &c);
+        __m512 vd = _mm512_set1_ps(d), vc = _mm512_set1_ps(c);
+        _mm256_storeu_si256((__m256i *)(dst + b * QK),
+                            ds_to_bf16_16(_mm512_fmsub_ps(lq_16_f32(q, 0), vd, vc)));
+        _mm256_storeu_si256((__m256i *)(dst + b * QK + 16),
+                            ds_to_bf16_16(_mm512_fmsub_ps(lq_16_f32(q, 1), vd, vc)));
+    }
+}
+
+DS_TARGET_AVX512 DS_INLINE void lq_gemv_f32_avx512_t(lq_unpack_avx2_fn unpack, size_t bb, int NX,
+                                                     const void *w, size_t rb, int64_t nr,
+                                                     int64_t k, const float *x, int64_t ldx,
+                                                     float *y, int64_t ldy)
+{
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+        __m512 acc[DS_GEMV_NX][2];
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++)
+            acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < k / QK; b++, p += bb) {
+            DS_PREFETCH(p);
+            float d, c;
+            __m256i q = unpack(p, &d, &c);
+            __m512 vd = _mm512_set1_ps(d), vc = _mm512_set1_ps(c);
+            __m512 w0 = _mm512_fmsub_ps(lq_16_f32(q, 0), vd, vc);
+            __m512 w1 = _mm512_fmsub_ps(lq_16_f32(q, 1), vd, vc);
+#pragma GCC unroll 4
+            for (int m = 0; m < NX; m++) {
+                const float *xb = x + m * ldx + b * QK;
+                acc[m][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), acc[m][0]);
+                acc[m][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), acc[m][1]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int m = 0; m < NX; m++)
+            y[m * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+    }
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x);
+}
+
+#endif /* DS_KERNELS_X86 */
+
+/* ---- instantiation ------------------------------------------------------------------------ */
+
+#if DS_KERNELS_X86
+#define LQ_X86(NAME, BB)                                                                    \
+    DS_TARGET_AVX2 static void NAME##_to_f32_avx2(const void *src, float *dst, int64_t n)   \
+    { lq_to_f32_avx2_t(NAME##_unpack_avx2, BB, src, dst, n); }                              \
+    DS_TARGET_AVX512 static void NAME##_to_f32_avx512(const void *src, float *dst,          \
+                                                      int64_t n)                            \
+    { lq_to_f32_avx512_t(NAME##_unpack_avx2, BB, src, dst, n); }                            \
+    DS_TARGET_AVX512 static void NAME##_to_bf16_avx512(const void *src, uint16_t *dst,      \
+                                                       int64_t n)                           \
+    { lq_to_bf16_avx512_t(NAME##_unpack_avx2, BB, src, dst, n); }                           \
+    DS_TARGET_AVX2 DS_INLINE void NAME##_f32_avx2_t(int NX, const void *w, size_t rb,       \
+                                                    int64_t nr, int64_t k, const float *x,  \
+                                                    int64_t ldx, float *y, int64_t ldy)     \
+    { lq_gemv_f32_avx2_t(NAME##_unpack_avx2, BB, NX, w, rb, nr, k, x, ldx, y, ldy); }       \
+    DS_GEMV_F32_INSTANCES(NAME##_gemv_f32_avx2, DS_TARGET_AVX2, NAME##_f32_avx2_t)          \
+    DS_TARGET_AVX512 DS_INLINE void NAME##_f32_avx512_t(int NX, const void *w, size_t rb,   \
+                                                        int64_t nr, int64_t k,              \
+                                                        const float *x, int64_t ldx,        \
+                                                        float *y, int64_t ldy)              \
+    { lq_gemv_f32_avx512_t(NAME##_unpack_avx2, BB, NX, w, rb, nr, k, x, ldx, y, ldy); }     \
+    DS_GEMV_F32_INSTANCES(NAME##_gemv_f32_avx512, DS_TARGET_AVX512, NAME##_f32_avx512_t)    \
+    DS_TARGET_AVX2 DS_INLINE void NAME##_q8_avx2_t(int NX, const void *w, size_t rb,        \
+                                                   int64_t nr, int64_t k, const ds_qact *xa, \
+                                                   float *y, int64_t ldy)                   \
+    { LQ_Q8_BODY(NAME##_unpack_avx2, BB, dot_avx2) }                                        \
+    DS_GEMV_Q8_INSTANCES(NAME##_q8_avx2, DS_TARGET_AVX2, NAME##_q8_avx2_t)                  \
+    DS_TARGET_AVX512VNNI DS_INLINE void NAME##_q8_vnni_t(int NX, const void *w, size_t rb,  \
+                                                         int64_t nr, int64_t k,             \
+                                                         const ds_qact *xa, float *y,       \
+                                                         int64_t ldy)                       \
+    { LQ_Q8_BODY(NAME##_unpack_avx2, BB, dot_vnni) }                                        \
+    DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
+    static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
+    {                                                                                       \
+        if (ds_cpu_get()->avx512vnni)                                                       \
+            NAME##_q8_vnni(w, rb, nr, k, xa, nx, y, ldy);                                   \
+        else                                                                                \
+            NAME##_q8_avx2(w, rb, nr, k, xa, nx, y, ldy);                                   \
+    }
+#define LQ_ENTRY(TYPE, NAME, BB)                                                            \
+    const ds_type_kernels ds_kernels_##NAME = {                                             \
+        TYPE, QK, BB,                                                                       \
+        {NAME##_to_f32_scalar, NAME##_to_f32_avx2, NAME##_to_f32_avx512},                   \
+        {NAME##_to_bf16_scalar, NULL, NAME##_to_bf16_avx512},                               \
+        {NAME##_gemv_f32_scalar, NAME##_gemv_f32_avx2, NAME##_gemv_f32_avx512},             \
+        {NAME##_gemv_q8_scalar, NAME##_q8_avx2, NAME##_gemv_q8_avx512},                     \
+        DS_ACT_Q8_1};
+#else
+#define LQ_X86(NAME, BB)
+#define LQ_ENTRY(TYPE, NAME, BB)                                                            \
+    const ds_type_kernels ds_kernels_##NAME = {                                             \
+        TYPE, QK, BB,                                                                       \
+        {NAME##_to_f32_scalar, NULL, NULL},                                                 \
+        {NAME##_to_bf16_scalar, NULL, NULL},                                                \
+        {NAME##_gemv_f32_scalar, NULL, NULL},                                               \
+        {NAME##_gemv_q8_scalar, NULL, NULL},                                                \
+        DS_ACT_Q8_1};
+#endif
+
+#define LQ_TYPE(TYPE, NAME, BB)                                                             \
+    static void NAME##_to_f32_scalar(const void *src, float *dst, int64_t n)                \
+    { lq_to_f32_scalar_t(NAME##_unpack_scalar, BB, src, dst, n); }                          \
+    static void NAME##_to_bf16_scalar(const void *src, uint16_t *dst, int64_t n)            \
+    { lq_to_bf16_scalar_t(NAME##_unpack_scalar, BB, src, dst, n); }                         \
+    static void NAME##_gemv_f32_scalar(DS_GEMV_F32_PARAMS)                                  \
+    { lq_gemv_f32_scalar_t(NAME##_unpack_scalar, BB, w, rb, nr, k, x, ldx, nx, y, ldy); }   \
+    static void NAME##_gemv_q8_scalar(DS_GEMV_Q8_PARAMS)                                    \
+    { lq_gemv_q8_scalar_t(NAME##_unpack_scalar, BB, w, rb, nr, k, xa, nx, y, ldy); }        \
+    LQ_X86(NAME, BB)                                                                        \
+    LQ_ENTRY(TYPE, NAME, BB)
+
+LQ_TYPE(DS_GGML_Q4_0, q4_0, 18)
+LQ_TYPE(DS_GGML_Q4_1, q4_1, 20)
+LQ_TYPE(DS_GGML_Q5_0, q5_0, 22)
+LQ_TYPE(DS_GGML_Q5_1, q5_1, 24)
