@@ -14,6 +14,7 @@ static const ds_cli_command k_commands[] = {
     {"chat", "interactive chat with the model's chat template (stdin lines)", ds_cmd_chat},
     {"tokenize", "text in, token ids out (JSON array)", ds_cmd_tokenize},
     {"detokenize", "token ids in, text out", ds_cmd_detokenize},
+    {"perplexity", "perplexity of the model on a text file", ds_cmd_perplexity},
     {"bench", "prefill/decode speed against the measured memory bandwidth", ds_cmd_bench},
 };
 
