@@ -28,7 +28,7 @@ cat "$B/abidiff.txt"
 if [ $((rc & 3)) -ne 0 ]; then echo "abi: abidiff failed to run (status $rc)"; exit 1; fi
 # Added functions are compatible; anything removed or changed is not.
 removed_or_changed=$(grep -E 'changes summary:' "$B/abidiff.txt" \
-  | grep -Eo '[0-9]+ (Removed|Changed)' | awk '{s += $1} END {print s + 0}')
+  | grep -Eo '[0-9]+ (Removed|Changed)' | awk '{s += $1} END {print s + 0}' || true)
 if [ $((rc & 8)) -ne 0 ] || [ "$removed_or_changed" -gt 0 ]; then
   if [ "$base_soname" != "$cur_soname" ]; then
     echo "abi: incompatible change, soname bumped ($base_soname -> $cur_soname): accepted"
