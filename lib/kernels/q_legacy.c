@@ -27,6 +27,8 @@
 #endif
 
 #define QK 32
+/* Batches up to this many rows use the GEMV (measured crossover with the tiles near 14 rows). */
+#define LQ_GEMV_MAX_M 12
 
 /* ---- scalar ----------------------------------------------------------------------------- */
 
@@ -437,7 +439,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x)
         {NAME##_to_bf16_scalar, NULL, NAME##_to_bf16_avx512},                               \
         {NAME##_gemv_f32_scalar, NAME##_gemv_f32_avx2, NAME##_gemv_f32_avx512},             \
         {NAME##_gemv_q8_scalar, NAME##_q8_avx2, NAME##_gemv_q8_avx512},                     \
-        DS_ACT_Q8_1};
+        DS_ACT_Q8_1, LQ_GEMV_MAX_M};
 #else
 #define LQ_X86(NAME, BB)
 #define LQ_ENTRY(TYPE, NAME, BB)                                                            \
@@ -447,7 +449,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x)
         {NAME##_to_bf16_scalar, NULL, NULL},                                                \
         {NAME##_gemv_f32_scalar, NULL, NULL},                                               \
         {NAME##_gemv_q8_scalar, NULL, NULL},                                                \
-        DS_ACT_Q8_1};
+        DS_ACT_Q8_1, LQ_GEMV_MAX_M};
 #endif
 
 #define LQ_TYPE(TYPE, NAME, BB)                                                             \

@@ -68,7 +68,7 @@ static ds_status bind(binder *b, ds_weight *w, const char *name, bool required, 
     } else if (!matmul_type_supported(t->type)) {
         return ds_err_set(b->err, DS_ERR_UNSUPPORTED,
                           "tensor '%s' has type %s, which this version cannot compute with "
-                          "(supported: F32, F16, BF16, Q8_0)",
+                          "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
                           name, ds_ggml_type_name(t->type));
     }
     w->name = t->name;

@@ -92,11 +92,11 @@ def test_minimal_source_is_short():
 
 def test_host_loop(model, reference_text):
     r = run([program("DS_EXAMPLE_HOST_LOOP", "host_loop"), "-m", model, "-p", PROMPT, "-n",
-             str(N), "--budget-ms", "16", "--work-ms", "1", "--chunk", "2"])
+             str(N), "--budget-ms", "0.5", "--work-ms", "0.4", "--chunk", "2"])
     assert r.returncode == 0, r.stderr
     assert r.stdout == reference_text                   # same text, spread over frames
     frames = [line for line in r.stderr.splitlines() if line.startswith("frame ")]
-    assert len(frames) >= 2
+    assert len(frames) >= 2     # a 0.5 ms budget cannot hold the whole generation
     assert "prefill chunks" in frames[0] and "tokens;" in frames[0]
     assert "%d tokens in %d frames" % (N, len(frames)) in r.stderr
     assert "stopped: limit" in r.stderr

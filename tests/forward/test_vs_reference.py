@@ -99,11 +99,17 @@ class RoutingRecorder(Deepseek2):
         if self.n_group > 1:
             g = q.reshape(T, self.n_group, E // self.n_group)
             gs = g.max(-1) if self.group_score == "max" else np.sort(g, -1)[..., -2:].sum(-1)
-            gs = -np.sort(-gs, -1)
-            tie |= (gs[:, self.topk_group - 1] - gs[:, self.topk_group]) < 0.005 * span
+            order = np.argsort(-gs, -1, kind="stable")
+            sgs = np.take_along_axis(gs, order, -1)
+            tie |= (sgs[:, self.topk_group - 1] - sgs[:, self.topk_group]) < 0.005 * span
+            # the top-k is chosen among the experts of the kept groups only
+            keep = np.zeros((T, self.n_group), dtype=bool)
+            np.put_along_axis(keep, order[:, :self.topk_group], True, -1)
+            q = np.where(np.repeat(keep, E // self.n_group, -1), q, -np.inf)
         srt = -np.sort(-q, -1)
         if self.n_expert_used < E:
-            tie |= (srt[:, self.n_expert_used - 1] - srt[:, self.n_expert_used]) < 0.005 * span
+            nxt = srt[:, self.n_expert_used]
+            tie |= np.isfinite(nxt) & ((srt[:, self.n_expert_used - 1] - nxt) < 0.005 * span)
         self.near_tie = tie if self.near_tie is None else (self.near_tie | tie)
         return super().route(l, h)
 

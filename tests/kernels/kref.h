@@ -46,6 +46,23 @@ static inline double kr_bf16_value(uint16_t h)
     return (double)kr_float((uint32_t)h << 16);
 }
 
+/* f32 -> bf16 by choosing the nearer of the two neighbours (ties to the even code), NaN ->
+ * quiet NaN. */
+static inline uint16_t kr_ref_bf16(float f)
+{
+    uint32_t u = kr_bits(f);
+    if (isnan(f))
+        return (uint16_t)((u >> 16) | 0x40);
+    uint32_t lo = u & 0xFFFF0000u, hi = lo + 0x10000u;
+    double dlo = fabs((double)kr_float(lo) - (double)f);
+    /* past the largest bf16 the next value is inf, placed at 2^128 for rounding */
+    double dhi = (hi & 0x7FFFFFFFu) == 0x7F800000u ? ldexp(1.0, 128) - fabs((double)f)
+                                                   : fabs((double)kr_float(hi) - (double)f);
+    if (dlo < dhi || (dlo == dhi && !((lo >> 16) & 1)))
+        return (uint16_t)(lo >> 16);
+    return (uint16_t)(hi >> 16);
+}
+
 /* Q8_0: d (f16) at byte 0, 32 int8 at byte 2; y = d * q. */
 static inline void kr_q8_0_decode(const uint8_t *blk, double *out)
 {

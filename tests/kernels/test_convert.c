@@ -143,20 +143,6 @@ static void test_f32_to_f16(void **state)
 
 /* ---- bf16 ----------------------------------------------------------------------------- */
 
-static uint16_t ref_f32_to_bf16(float f)
-{
-    uint32_t u = kr_bits(f);
-    if (isnan(f))
-        return (uint16_t)((u >> 16) | 0x40);
-    uint32_t lo = u & 0xFFFF0000u, hi = lo + 0x10000u;
-    double dlo = fabs((double)kr_float(lo) - (double)f);
-    /* past the largest bf16 the next value is inf, placed at 2^128 for rounding */
-    double dhi = (hi & 0x7FFFFFFFu) == 0x7F800000u ? ldexp(1.0, 128) - fabs((double)f)
-                                                   : fabs((double)kr_float(hi) - (double)f);
-    if (dlo < dhi || (dlo == dhi && !((lo >> 16) & 1)))
-        return (uint16_t)(lo >> 16);
-    return (uint16_t)(hi >> 16);
-}
 
 static void test_bf16(void **state)
 {
@@ -196,7 +182,7 @@ static void test_bf16(void **state)
             in[i] = kr_float(u);
         }
         for (int i = 0; i < N; i++) {
-            uint16_t want = ref_f32_to_bf16(in[i]);
+            uint16_t want = kr_ref_bf16(in[i]);
             if (ds_f32_to_bf16(in[i]) != want)
                 fail_msg("f32 %08x -> %04x, want %04x", kr_bits(in[i]), ds_f32_to_bf16(in[i]),
                          want);
@@ -205,7 +191,7 @@ static void test_bf16(void **state)
             int64_t n = N - rep % 16;
             ds_f32_to_bf16_row((ds_isa)isa, in, out, n);
             for (int64_t i = 0; i < n; i++)
-                if (out[i] != ref_f32_to_bf16(in[i]))
+                if (out[i] != kr_ref_bf16(in[i]))
                     fail_msg("isa %s: f32 %08x -> %04x", ds_isa_name((ds_isa)isa), kr_bits(in[i]),
                              out[i]);
         }
@@ -232,10 +218,10 @@ static void check_dequant(uint32_t type, int64_t k, uint64_t seed)
                          ds_isa_name((ds_isa)isa), (long long)i, out[i], ref[i]);
         assert_true(ds_dequant_row_bf16_isa((ds_isa)isa, type, row, out16, k));
         for (int64_t i = 0; i < k; i++)
-            if (out16[i] != ref_f32_to_bf16((float)ref[i]))
+            if (out16[i] != kr_ref_bf16((float)ref[i]))
                 fail_msg("%s isa %s: bf16 element %lld = %04x, want %04x", kr_type_name(type),
                          ds_isa_name((ds_isa)isa), (long long)i, out16[i],
-                         ref_f32_to_bf16((float)ref[i]));
+                         kr_ref_bf16((float)ref[i]));
     }
     assert_true(ds_dequant_row(type, row, out, k));
     free(row);
@@ -286,7 +272,9 @@ static void test_dequant_unsupported(void **state)
     (void)state;
     uint8_t buf[256] = {0};
     float out[64];
-    assert_false(ds_dequant_row(DS_GGML_Q4_K, buf, out, 256 / 4));
+    assert_false(ds_dequant_row(DS_GGML_IQ2_XXS, buf, out, 64));
+    assert_false(ds_dequant_row(DS_GGML_Q8_K, buf, out, 64));   /* activation-only type */
+    assert_false(ds_dequant_row(DS_GGML_Q4_K, buf, out, 128));  /* not a block multiple */
     assert_false(ds_dequant_row(999, buf, out, 32));
     assert_false(ds_dequant_row(DS_GGML_Q8_0, buf, out, 33));   /* not a block multiple */
 }

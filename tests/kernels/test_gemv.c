@@ -96,7 +96,8 @@ static void check_kernels(const ds_type_kernels *tk, const tw *t, int64_t N, int
         if (q8) {
             for (int m = 0; m < nx; m++)
                 ds_quantize_act_q8((ds_isa)isa, x + m * ldx, xq + m * K, xd + m * (K / 32), K);
-            q8(t->data, t->w.row_bytes, N, K, xq, xd, nx, y, ldy);
+            ds_qact xa = {xq, xd, NULL, NULL};
+            q8(t->data, t->w.row_bytes, N, K, &xa, nx, y, ldy);
             for (int m = 0; m < nx; m++) {
                 snprintf(what, sizeof what, "%s K=%lld nx=%d row %d isa %s int8",
                          kr_type_name(t->w.type), (long long)K, nx, m,
@@ -164,7 +165,8 @@ static void test_q8_extremes(void **state)
         int8_t xq[256];
         float xd[8], y;
         ds_quantize_act_q8((ds_isa)isa, x, xq, xd, K);
-        ds_pick_gemv_q8(tk, (ds_isa)isa)(w, 8 * 34, 1, K, xq, xd, 1, &y, 1);
+        ds_qact xa = {xq, xd, NULL, NULL};
+        ds_pick_gemv_q8(tk, (ds_isa)isa)(w, 8 * 34, 1, K, &xa, 1, &y, 1);
         check_y("q8 extremes", &y, wref, x, 0, 1, K, true);
         ds_pick_gemv_f32(tk, (ds_isa)isa)(w, 8 * 34, 1, K, x, K, 1, &y, 1);
         check_y("q8 extremes f32", &y, wref, x, 0, 1, K, false);
@@ -247,14 +249,14 @@ static void test_mm_errors(void **state)
     assert_int_equal(ds_mm_create(&mm, 1, DS_PRECISION_FAST, &err), DS_OK);
     uint8_t data[144 * 4] = {0};
     float x[256 * 2] = {0}, y[8];
-    ds_weight w = {.name = "blk.3.ffn_down.weight", .type = DS_GGML_Q4_K, .ne = {256, 4, 1, 1},
-                   .row_bytes = 144, .nbytes = sizeof data, .data = data};
+    ds_weight w = {.name = "blk.3.ffn_down.weight", .type = DS_GGML_IQ2_XXS,
+                   .ne = {256, 4, 1, 1}, .row_bytes = 66, .nbytes = 66 * 4, .data = data};
     for (int64_t M = 1; M <= 2; M++) {
         ds_err_clear(&err);
         assert_int_equal(ds_mm_run(mm, &w, 0, x, M, 256, y, 4, &err), DS_ERR_UNSUPPORTED);
         assert_int_equal(err.status, DS_ERR_UNSUPPORTED);
         assert_non_null(strstr(err.msg, "blk.3.ffn_down.weight"));
-        assert_non_null(strstr(err.msg, ds_ggml_type_name(DS_GGML_Q4_K)));
+        assert_non_null(strstr(err.msg, ds_ggml_type_name(DS_GGML_IQ2_XXS)));
     }
     ds_weight f = {.name = "t", .type = DS_GGML_F32, .ne = {4, 2, 3, 1}, .row_bytes = 16,
                    .nbytes = 96, .data = data};
