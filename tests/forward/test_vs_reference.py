@@ -29,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "reference"))
-from ds2_reference import Deepseek2  # noqa: E402
+from compare import RoutingRecorder, check_approx, ds_logits, prompt  # noqa: E402
 
 BUILD = Path(os.environ.get("DS_BUILD_ROOT", ROOT / "build"))
 DS = BUILD / "examples" / "ds"
@@ -67,69 +67,6 @@ def _generate(tmp_path, name, args, wtype, seed=7):
     return out
 
 
-def _prompt(n_vocab, n=N_TOKENS, seed=3):
-    rng = np.random.default_rng(seed)
-    return [int(t) for t in rng.integers(0, n_vocab, size=n)]
-
-
-def _ds_logits(model, tokens, precision):
-    r = subprocess.run([str(DS), "logits", "-m", str(model), "--tokens", ",".join(map(str, tokens)),
-                        "--all", "--precision", precision, "-t", "2"],
-                       check=True, capture_output=True, text=True)
-    j = json.loads(r.stdout)
-    return np.asarray(j["logits"], dtype=np.float64), j["n_vocab"]
-
-
-class RoutingRecorder(Deepseek2):
-    """The reference, additionally recording how close each token's routing was to a tie."""
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.near_tie = None
-
-    def route(self, l, h):
-        p = f"blk.{l}."
-        logits = h @ self.W(p + "ffn_gate_inp.weight").T
-        sc = 1 / (1 + np.exp(-logits)) if self.gating == "sigmoid" else \
-            np.exp(logits - logits.max(-1, keepdims=True)) / np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)
-        q = sc + (self.W(p + "exp_probs_b.bias") if self.has(p + "exp_probs_b.bias") else 0.0)
-        T, E = q.shape
-        span = q.max(-1) - q.min(-1) + 1e-30
-        tie = np.zeros(T, dtype=bool)
-        if self.n_group > 1:
-            g = q.reshape(T, self.n_group, E // self.n_group)
-            gs = g.max(-1) if self.group_score == "max" else np.sort(g, -1)[..., -2:].sum(-1)
-            order = np.argsort(-gs, -1, kind="stable")
-            sgs = np.take_along_axis(gs, order, -1)
-            tie |= (sgs[:, self.topk_group - 1] - sgs[:, self.topk_group]) < 0.005 * span
-            # the top-k is chosen among the experts of the kept groups only
-            keep = np.zeros((T, self.n_group), dtype=bool)
-            np.put_along_axis(keep, order[:, :self.topk_group], True, -1)
-            q = np.where(np.repeat(keep, E // self.n_group, -1), q, -np.inf)
-        srt = -np.sort(-q, -1)
-        if self.n_expert_used < E:
-            nxt = srt[:, self.n_expert_used]
-            tie |= np.isfinite(nxt) & ((srt[:, self.n_expert_used - 1] - nxt) < 0.005 * span)
-        self.near_tie = tie if self.near_tie is None else (self.near_tie | tie)
-        return super().route(l, h)
-
-
-def _check_approx(name, got, ref, mask=None):
-    cos = np.sum(got * ref, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
-    ok = cos >= 0.999
-    if mask is not None:
-        ok |= mask
-    assert np.all(ok), f"{name}: cosine < 0.999 at positions {np.where(~ok)[0]} ({cos[~ok]})"
-    srt = np.sort(ref, axis=1)
-    margin = srt[:, -1] - srt[:, -2]
-    span = srt[:, -1] - srt[:, 0]
-    clear = margin > 0.01 * span
-    if mask is not None:
-        clear &= ~mask
-    same = np.argmax(got, axis=1) == np.argmax(ref, axis=1)
-    assert np.all(same[clear]), f"{name}: argmax differs at positions {np.where(clear & ~same)[0]}"
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_logits_match_reference(tmp_path, name):
     _need_tools()
@@ -139,9 +76,9 @@ def test_logits_match_reference(tmp_path, name):
     n_vocab = ref_model.n_vocab if hasattr(ref_model, "n_vocab") else None
     info = json.loads(subprocess.run([str(DS), "info", "-m", str(model)], check=True,
                                      capture_output=True, text=True).stdout)
-    tokens = _prompt(info["n_vocab"])
+    tokens = prompt(info["n_vocab"], N_TOKENS)
     ref = np.asarray(ref_model.forward(tokens), dtype=np.float64)
-    got, nv = _ds_logits(model, tokens, "f32")
+    got, nv = ds_logits(DS, model, tokens, "f32")
     assert nv == info["n_vocab"] and (n_vocab is None or nv == n_vocab)
     assert got.shape == ref.shape == (N_TOKENS, nv)
     assert np.all(np.isfinite(got))
@@ -150,9 +87,9 @@ def test_logits_match_reference(tmp_path, name):
         err = np.max(np.abs(got - ref))
         assert err <= tol, f"{name}: max |Δ| {err:.3g} > {tol:.3g}"
     else:
-        _check_approx(name + " (f32 path)", got, ref)
-        fast, _ = _ds_logits(model, tokens, "bf16")
+        check_approx(name + " (f32 path)", got, ref)
+        fast, _ = ds_logits(DS, model, tokens, "bf16")
         assert np.all(np.isfinite(fast))
-        ties = ref_model.near_tie if ref_model.near_tie is not None else np.zeros(N_TOKENS, bool)
+        ties = ref_model.ties(N_TOKENS)
         assert ties.sum() < 0.2 * N_TOKENS, f"{name}: {ties.sum()} near-tie positions"
-        _check_approx(name + " (fast path)", fast, ref, ties)
+        check_approx(name + " (fast path)", fast, ref, ties)

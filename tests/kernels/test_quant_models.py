@@ -31,7 +31,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "reference"))
-from ds2_reference import Deepseek2  # noqa: E402
+from compare import RoutingRecorder, check_approx, ds_logits, prompt  # noqa: E402
 
 BUILD = Path(os.environ.get("DS_BUILD_ROOT", ROOT / "build"))
 DS = BUILD / "examples" / "ds"
@@ -83,68 +83,6 @@ def _make(tmp_path, name, gen_args, q_args, seed=5):
     return quant, ref
 
 
-def _prompt(n_vocab, n=N_TOKENS, seed=3):
-    rng = np.random.default_rng(seed)
-    return [int(t) for t in rng.integers(0, n_vocab, size=n)]
-
-
-def _ds_logits(model, tokens, precision):
-    r = subprocess.run([str(DS), "logits", "-m", str(model), "--tokens", ",".join(map(str, tokens)),
-                        "--all", "--precision", precision, "-t", "2"],
-                       check=True, capture_output=True, text=True)
-    j = json.loads(r.stdout)
-    return np.asarray(j["logits"], dtype=np.float64), j["n_vocab"]
-
-
-class RoutingRecorder(Deepseek2):
-    """The reference, also recording per token whether a routing decision was a near-tie."""
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.near_tie = None
-
-    def route(self, l, h):
-        p = f"blk.{l}."
-        logits = h @ self.W(p + "ffn_gate_inp.weight").T
-        if self.gating == "sigmoid":
-            sc = 1 / (1 + np.exp(-logits))
-        else:
-            e = np.exp(logits - logits.max(-1, keepdims=True))
-            sc = e / e.sum(-1, keepdims=True)
-        if self.has(p + "exp_probs_b.bias"):
-            sc = sc + self.W(p + "exp_probs_b.bias")
-        T, E = sc.shape
-        span = sc.max(-1) - sc.min(-1) + 1e-30
-        tie = np.zeros(T, dtype=bool)
-        cand = sc
-        if self.n_group > 1:
-            g = sc.reshape(T, self.n_group, E // self.n_group)
-            gs = g.max(-1) if self.group_score == "max" else np.sort(g, -1)[..., -2:].sum(-1)
-            order = np.argsort(-gs, -1, kind="stable")
-            gsorted = np.take_along_axis(gs, order, -1)
-            tie |= (gsorted[:, self.topk_group - 1] - gsorted[:, self.topk_group]) < 0.005 * span
-            # the top-k is chosen among the experts of the kept groups only
-            kept = np.zeros((T, self.n_group), dtype=bool)
-            np.put_along_axis(kept, order[:, :self.topk_group], True, -1)
-            cand = np.where(np.repeat(kept, E // self.n_group, axis=1), sc, -np.inf)
-        srt = -np.sort(-cand, -1)
-        if self.n_expert_used < np.isfinite(srt).sum(-1).min():
-            tie |= (srt[:, self.n_expert_used - 1] - srt[:, self.n_expert_used]) < 0.005 * span
-        self.near_tie = tie if self.near_tie is None else (self.near_tie | tie)
-        return super().route(l, h)
-
-
-def _check_approx(name, got, ref, mask):
-    cos = np.sum(got * ref, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
-    ok = (cos >= 0.999) | mask
-    assert np.all(ok), f"{name}: cosine < 0.999 at positions {np.where(~ok)[0]} ({cos[~ok]})"
-    srt = np.sort(ref, axis=1)
-    clear = (srt[:, -1] - srt[:, -2] > 0.01 * (srt[:, -1] - srt[:, 0])) & ~mask
-    same = np.argmax(got, axis=1) == np.argmax(ref, axis=1)
-    assert np.all(same[clear]), f"{name}: argmax differs at positions {np.where(clear & ~same)[0]}"
-    return float(cos[~mask].min()) if (~mask).any() else 1.0
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_quantized_model_logits(tmp_path, name):
     _need_tools()
@@ -159,20 +97,20 @@ def test_quantized_model_logits(tmp_path, name):
     ref_model = RoutingRecorder(str(ref_file))
     info = json.loads(subprocess.run([str(DS), "info", "-m", str(quant)], check=True,
                                      capture_output=True, text=True).stdout)
-    tokens = _prompt(info["n_vocab"])
+    tokens = prompt(info["n_vocab"], N_TOKENS)
     ref = np.asarray(ref_model.forward(tokens), dtype=np.float64)
 
-    got, nv = _ds_logits(quant, tokens, "f32")
+    got, nv = ds_logits(DS, quant, tokens, "f32")
     assert got.shape == ref.shape == (N_TOKENS, nv)
     assert np.all(np.isfinite(got))
     tol = 1e-3 * np.max(np.abs(ref))
     err = np.max(np.abs(got - ref))
     assert err <= tol, f"{name} (f32 path): max |Δ| {err:.3g} > {tol:.3g}"
 
-    fast, _ = _ds_logits(quant, tokens, "bf16")
+    fast, _ = ds_logits(DS, quant, tokens, "bf16")
     assert np.all(np.isfinite(fast))
-    ties = ref_model.near_tie if ref_model.near_tie is not None else np.zeros(N_TOKENS, bool)
+    ties = ref_model.ties(N_TOKENS)
     assert ties.sum() < 0.2 * N_TOKENS, f"{name}: {ties.sum()} near-tie positions"
-    cmin = _check_approx(name + " (fast path)", fast, ref, ties)
+    cmin = check_approx(name + " (fast path)", fast, ref, ties)
     print(f"{name}: f32 max|Δ| {err:.3g} (tol {tol:.3g}); fast min cosine {cmin:.6f}, "
           f"{int(ties.sum())} near-tie positions excluded; {chk.stdout.strip()}")
