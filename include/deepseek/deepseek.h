@@ -41,6 +41,12 @@
  *   the same time; different handles are independent. A ds_model is immutable after open
  *   (except its log callback) and may be shared by any number of threads for read-only calls
  *   (info, metadata, tensors). Functions without a handle argument are thread-safe.
+ *   Compute threads: one setting (ds_model_params.n_threads, per session ds_session_params.
+ *   n_threads) is honored by the library's kernels and by oneDNN; both run on the OpenMP
+ *   runtime of the calling thread, and nothing runs between calls. OpenMP workers spin briefly
+ *   after each parallel region before they sleep; on a machine shared with other busy
+ *   processes set OMP_WAIT_POLICY=passive in the environment (it is read when the process
+ *   starts) so that they sleep at once.
  *
  * Logging. The library never writes to stdout or stderr. Diagnostics go to a log callback,
  *   set in the open parameters or later with ds_set_log_callback(); NULL means silence.
