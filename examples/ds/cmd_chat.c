@@ -113,7 +113,8 @@ static int32_t *render(chat_state *c, size_t *n_out, ds_status *st)
         return NULL;
     }
     size_t k = c->n_base;
-    memcpy(ids, c->base, c->n_base * sizeof *ids);
+    if (c->n_base)
+        memcpy(ids, c->base, c->n_base * sizeof *ids);
     if (c->n_base && eos >= 0 && ids[k - 1] != eos)
         ids[k++] = eos; /* close the loaded assistant turn */
     *st = ds_chat_format_tokens(c->tok, c->tmpl, c->msgs, c->n_msgs, 1, 0, ids + k, n + 1, &n);
