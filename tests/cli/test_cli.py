@@ -1,0 +1,112 @@
+"""The `ds` program's subcommands: output formats and exit codes.
+
+Exit codes follow the status codes: 0 ok, 1 usage, 10 + (-status) for a library failure
+(DS_ERR_IO = -2 → 12, DS_ERR_FORMAT = -3 → 13, DS_ERR_UNSUPPORTED = -4 → 14).
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("DS_BUILD_ROOT", ROOT / "build"))
+DS = BUILD / "examples" / "ds"
+SHARED = Path(os.environ.get("DS_SHARED_DIR", ROOT.parent / "shared"))
+V3 = SHARED / "fixtures" / "tokenizers" / "deepseek-v3" / "tokenizer.json"
+LLM = SHARED / "fixtures" / "tokenizers" / "deepseek-llm" / "ggml-vocab-deepseek-llm.gguf"
+
+
+def ds(*args, stdin=None):
+    if not DS.exists():
+        pytest.skip(f"SKIPPED: ds is not built at {DS}")
+    return subprocess.run([str(DS), *map(str, args)], input=stdin, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "tiny.gguf"
+    subprocess.run(["/usr/bin/python3", str(ROOT / "tools" / "make-test-model.py"), "-o", str(out),
+                    "--preset", "tiny", "--type", "q8_0"], check=True)
+    return out
+
+
+def test_help_and_usage():
+    r = ds("--help")
+    assert r.returncode == 0
+    for cmd in ("info", "tokenize", "detokenize", "logits", "generate", "chat", "perplexity", "bench"):
+        assert cmd in r.stdout
+        assert ds(cmd, "--help").returncode == 0
+    assert ds().returncode == 1
+    assert ds("no-such-command").returncode == 1
+    assert ds("info").returncode == 1                      # -m missing
+    assert ds("logits", "-m", "x").returncode == 1         # --tokens missing
+
+
+def test_info_json(tiny):
+    r = ds("info", "-m", tiny, "--tensors", "--meta")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["architecture"] == "deepseek2" and j["n_layer"] == 2 and j["n_vocab"] == 512
+    assert j["kv_bytes_per_token"]["f32"] == 2 * (j["kv_lora_rank"] + j["qk_rope_head_dim"]) * 4
+    assert len(j["tensors"]) == j["n_tensors"] and "Q8_0" in j["tensor_types"]
+    assert j["metadata"]["general.architecture"] == "deepseek2"
+
+
+def test_exit_codes_follow_status(tmp_path):
+    assert ds("info", "-m", tmp_path / "missing.gguf").returncode == 12
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf file at all" * 10)
+    r = ds("info", "-m", junk)
+    assert r.returncode == 13 and "magic" in r.stderr
+    if LLM.exists():
+        r = ds("info", "-m", LLM)                          # a vocab-only llama file
+        assert r.returncode == 14 and "llama" in r.stderr
+
+
+def test_logits_json(tiny):
+    r = ds("logits", "-m", tiny, "--tokens", "1,2,3", "--all", "--precision", "f32")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["n_vocab"] == 512 and len(j["logits"]) == 3 and len(j["logits"][0]) == 512
+    last = json.loads(ds("logits", "-m", tiny, "--tokens", "1,2,3", "--precision", "f32").stdout)
+    assert len(last["logits"]) == 1
+    assert max(abs(a - b) for a, b in zip(last["logits"][0], j["logits"][2])) < 1e-4
+    assert ds("logits", "-m", tiny, "--tokens", "1,99999").returncode == 11   # invalid argument
+
+
+def test_generate_token_ids_without_tokenizer(tiny):
+    r = ds("generate", "-m", tiny, "--tokens", "1,2,3", "-n", "5")
+    assert r.returncode == 0, r.stderr
+    ids = [int(t) for t in r.stdout.split()]
+    assert len(ids) == 5 and all(0 <= t < 512 for t in ids)
+    assert "tokens/s" in r.stderr
+    again = ds("generate", "-m", tiny, "--tokens", "1,2,3", "-n", "5")
+    assert again.stdout == r.stdout                      # greedy is deterministic
+
+
+@pytest.mark.parametrize("tok", [V3, LLM], ids=["v3-json", "llm-gguf"])
+def test_tokenize_detokenize(tok):
+    if not tok.exists():
+        pytest.skip("SKIPPED: ../shared fixtures are absent")
+    text = "Hello world! 你好, ünïcödé 🙂 12345"
+    r = ds("tokenize", "-m", tok, "--no-bos", text)
+    assert r.returncode == 0, r.stderr
+    ids = json.loads(r.stdout)
+    assert isinstance(ids, list) and all(isinstance(i, int) for i in ids)
+    stdin = ds("tokenize", "-m", tok, "--no-bos", stdin=text)       # text from stdin
+    assert json.loads(stdin.stdout) == ids
+    back = ds("detokenize", "-m", tok, ",".join(map(str, ids)))
+    assert back.returncode == 0 and back.stdout == text + "\n"
+    piped = ds("detokenize", "-m", tok, stdin=r.stdout)              # JSON array on stdin
+    assert piped.stdout == text + "\n"
+
+
+def test_tokenize_special_flag():
+    if not V3.exists():
+        pytest.skip("SKIPPED: ../shared fixtures are absent")
+    text = "<｜User｜>hi"
+    plain = json.loads(ds("tokenize", "-m", V3, "--no-bos", text).stdout)
+    special = json.loads(ds("tokenize", "-m", V3, "--no-bos", "--special", text).stdout)
+    assert len(special) < len(plain) and 128803 in special and 128803 not in plain
