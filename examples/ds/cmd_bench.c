@@ -584,7 +584,7 @@ int ds_cmd_bench(int argc, char **argv)
 
     ds_session_params sp;
     ds_session_default_params(&sp, sizeof sp);
-    sp.n_ctx = (uint32_t)(n_prompt + n_gen);
+    sp.n_ctx = (uint32_t)(n_prompt + n_gen + 2); /* (+2: the warm-up's steps) */
     sp.n_batch = (uint32_t)n_prompt;
     sp.kv_type = (uint32_t)kv;
     sp.ignore_eos = 1; /* measure exactly n_gen steps */

@@ -59,7 +59,12 @@
 
 #define ATT_BLOCK 64   /* online-softmax block (absolute positions) */
 #define ATT_SEG 1024   /* rows of an f16/bf16 cache converted to f32 at a time */
+#define ATT_KB 128     /* keys per block of the matmul attention (absolute positions) */
+#define ATT_QROWS 1024 /* (token, head) rows per query tile of the matmul attention */
+#define ATT_MM_MIN_T 8 /* chunks of at least this many tokens use the matmul attention */
 #define PAR_MIN_WORK 131072.0 /* multiply-adds below which a loop runs on one thread */
+#define JOB_MAX_M 4    /* products of at most this many rows can run as GEMV jobs (run_jobs) */
+#define JOB_CHUNK_BYTES (2u << 20) /* weight bytes per GEMV job chunk */
 
 /* per-layer state-owned views */
 typedef struct ds2_lstate {
@@ -118,12 +123,35 @@ struct ds2_state {
     float *cs;     /* [B][d_r] cos/sin */
     float *kseg;   /* [seg_rows][W] converted cache segment (f16/bf16 caches) */
     uint32_t seg_rows;
+    /* matmul attention (chunks of >= ATT_MM_MIN_T tokens; NULL when n_batch is smaller) */
+    uint32_t att_tq; /* tokens per query tile */
+    float *kblk;   /* [ATT_KB][W] key block, f32, zero-padded */
+    float *cblk;   /* [d_c][ATT_KB] latent part of the key block, transposed */
+    float *sc;     /* [att_tq * H][ATT_KB] scores, then probabilities */
+    float *ctmp;   /* [att_tq * H][d_c] a block's context */
+    float *corr;   /* [att_tq * H] rescaling of the running context (< 0: row skipped) */
     int32_t *ids;  /* [B][k] */
     float *wts;    /* [B][k] */
     uint32_t *off; /* [E+1] */
     int32_t *gtok; /* [B*k] */
     float *gw;     /* [B*k] */
+    /* GEMV jobs (few-row products, several threads): the routed experts of up to JOB_MAX_M
+     * tokens at once; NULL with one thread or no experts */
+    float *xgk;    /* [JOB_MAX_M*k][d] gathered expert inputs */
+    float *fgk, *fuk; /* [JOB_MAX_M*k][n_exp_ff] */
+    float *dgk;    /* [JOB_MAX_M*k][d] expert outputs */
+    struct mm_job *jobs; /* [2 * JOB_MAX_M * k + 4] */
 };
+
+/* One product Y = X W^T of a run_jobs group. */
+typedef struct mm_job {
+    const ds_weight *w;
+    int64_t expert;
+    const float *x;
+    int64_t m, ldx;
+    float *y;
+    int64_t ldy;
+} mm_job;
 
 /* ---- allocation helpers -------------------------------------------------------------- */
 
@@ -406,11 +434,29 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
     st->seg_rows = st->p.n_ctx < ATT_SEG ? st->p.n_ctx : ATT_SEG;
     A(kseg, sz3(st->p.kv_type == DS_KV_F32 ? 1 : st->seg_rows, st->W, 1), float,
       "cache segment");
+    if (B >= ATT_MM_MIN_T) {
+        size_t tq = ATT_QROWS / H;
+        st->att_tq = (uint32_t)(tq < 1 ? 1 : tq > B ? B : tq);
+        const size_t qr = (size_t)st->att_tq * H;
+        A(kblk, sz3(ATT_KB, st->W, 1), float, "attention key block");
+        A(cblk, sz3(st->d_c, ATT_KB, 1), float, "attention latent block");
+        A(sc, sz3(qr, ATT_KB, 1), float, "attention scores");
+        A(ctmp, sz3(qr, st->d_c, 1), float, "attention block context");
+        A(corr, qr, float, "attention rescaling");
+    }
     A(ids, sz3(B, k, 1), int32_t, "expert ids");
     A(wts, sz3(B, k, 1), float, "expert weights");
     A(off, E + 1, uint32_t, "expert offsets");
     A(gtok, sz3(B, k, 1), int32_t, "grouped tokens");
     A(gw, sz3(B, k, 1), float, "grouped weights");
+    if (st->nt > 1 && st->E) {
+        const size_t rows = (size_t)JOB_MAX_M * k;
+        A(xgk, sz3(rows, st->d, 1), float, "expert job inputs");
+        A(fgk, sz3(rows, st->n_exp_ff, 1), float, "expert job gate");
+        A(fuk, sz3(rows, st->n_exp_ff, 1), float, "expert job up");
+        A(dgk, sz3(rows, st->d, 1), float, "expert job outputs");
+        A(jobs, 2 * rows + 4, mm_job, "matmul jobs");
+    }
 #undef A
     return DS_OK;
 }
@@ -607,6 +653,13 @@ uint64_t ds2_state_bytes(const ds2_state *st)
 /* ---- the layer pieces ------------------------------------------------------------------- */
 
 #define MM(W_, ex, X, M, ldx, Y, ldy) TRY(ds_mm_run(st->mm, (W_), (ex), (X), (M), (ldx), (Y), (ldy), err))
+/* the same as a one-product job group (run_jobs): dynamic row chunks for few rows */
+#define MMJ(W_, ex, X, M, ldx, Y, ldy)                                                           \
+    do {                                                                                         \
+        const mm_job job_ = {(W_), (ex), (X), (M), (ldx), (Y), (ldy)};                           \
+        TRY(run_jobs(st, &job_, 1, err));                                                        \
+    } while (0)
+static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err);
 
 /* Online-softmax update of one (token, head) job with keys rows[0..n) (absolute positions
  * b0.., already limited to the job's causal range): running max m, sum l, accumulator acc.
@@ -709,11 +762,134 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
     }
 }
 
-static void attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T)
+/* Attention of a chunk with matrix products (the chunk's own cache, no batch): all heads
+ * share the latent cache, so for a block of ATT_KB keys (starting at an absolute multiple of
+ * ATT_KB) the scores of every (token, head) row of a query tile are one product
+ * S = Q K^T ([rows x W] x [W x ATT_KB]) and the block's context one product P C
+ * ([rows x ATT_KB] x [ATT_KB x d_c]), both in f32 in every precision (the keys are an F32
+ * weight for ds_mm; bf16 inputs here were measured to move FAST-precision logits by up to
+ * 7e-4 relative between a chunked and a whole prefill, beyond the 1e-4 the session tests
+ * allow). Between them the online softmax in f32 as in attend_rows, per block instead of per
+ * ATT_BLOCK keys: masked keys (after the row's position, or rows of the block beyond the
+ * chunk) get probability 0; a row without a visible key in the block is left alone. Query
+ * tiles are fixed slices of att_tq tokens and the block width is ATT_KB (less only at the end
+ * of the cache), so the products come in few shapes (oneDNN primitives are per shape). */
+static ds_status attend_mm(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err *err)
+{
+    const uint32_t H = st->H, W = st->W, d_c = st->d_c, tq = st->att_tq;
+    const ds_kv_cache *kv = st->kv;
+    const uint32_t n_ctx = ds_kv_n_ctx(kv), p_end = p0 + T;
+    const float scale = st->attn_scale;
+    const int64_t n_rows = (int64_t)T * H;
+    float *const ml = st->ml, *const ctx = st->ctx;
+    const int nt = st->nt;
+
+    for (int64_t j = 0; j < n_rows; j++) {
+        ml[2 * j] = -INFINITY;
+        ml[2 * j + 1] = 0.0f;
+    }
+    memset(ctx, 0, (size_t)n_rows * d_c * sizeof(float));
+
+    for (uint32_t kb = 0; kb < p_end; kb += ATT_KB) {
+        const uint32_t nb = n_ctx - kb < ATT_KB ? n_ctx - kb : ATT_KB; /* block width */
+        const uint32_t nv = p_end - kb < nb ? p_end - kb : nb;          /* rows written */
+        /* the key block: the f32 cache in place when every row is written, else a copy */
+        const float *keys = NULL;
+        if (nv == nb)
+            keys = ds_kv_rows_f32(kv, l, kb);
+        if (!keys) {
+            if (!ds_kv_read_f32(kv, l, kb, kb + nv, st->kblk))
+                return ds_err_set(err, DS_ERR_INTERNAL, "deepseek2: cache rows %u..%u", kb,
+                                  kb + nv);
+            memset(st->kblk + (size_t)nv * W, 0, (size_t)(nb - nv) * W * sizeof(float));
+            keys = st->kblk;
+        }
+        /* its latent part transposed ([d_c][nb]), 16 latent columns at a time */
+        const bool par_t = nt > 1 && (double)nb * d_c >= PAR_MIN_WORK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par_t)
+        for (int64_t c0 = 0; c0 < (int64_t)d_c; c0 += 16) {
+            const uint32_t c1 = (uint32_t)c0 + 16 < d_c ? (uint32_t)c0 + 16 : d_c;
+            for (uint32_t s = 0; s < nb; s++) {
+                const float *src = keys + (size_t)s * W;
+                for (uint32_t c = (uint32_t)c0; c < c1; c++)
+                    st->cblk[(size_t)c * nb + s] = src[c];
+            }
+        }
+        const ds_weight wk = {.name = "attention keys (cache)", .type = 0 /* F32 */,
+                              .ne = {W, nb, 1, 1}, .row_bytes = (size_t)W * sizeof(float),
+                              .nbytes = (size_t)nb * W * sizeof(float), .data = keys};
+        const ds_weight wc = {.name = "attention latents (cache)", .type = 0 /* F32 */,
+                              .ne = {nb, d_c, 1, 1}, .row_bytes = (size_t)nb * sizeof(float),
+                              .nbytes = (size_t)nb * d_c * sizeof(float), .data = st->cblk};
+
+        const uint32_t t_first = kb > p0 ? kb - p0 : 0; /* first token that sees this block */
+        for (uint32_t ta = t_first / tq * tq; ta < T; ta += tq) {
+            const uint32_t tb = T - ta < tq ? T : ta + tq;
+            const int64_t rows = (int64_t)(tb - ta) * H, r0 = (int64_t)ta * H;
+            MM(&wk, 0, st->qc + (size_t)r0 * W, rows, W, st->sc, nb);
+            const bool par = nt > 1 && (double)rows * nb * 8.0 >= PAR_MIN_WORK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+            for (int64_t r = 0; r < rows; r++) {
+                const uint32_t pos = p0 + ta + (uint32_t)(r / H);
+                float *srow = st->sc + (size_t)r * nb;
+                if (pos < kb) { /* nothing visible in this block */
+                    memset(srow, 0, (size_t)nb * sizeof(float));
+                    st->corr[r] = -1.0f;
+                    continue;
+                }
+                const uint32_t vis = pos - kb + 1 < nb ? pos - kb + 1 : nb;
+                float bm = -INFINITY;
+                for (uint32_t s = 0; s < vis; s++) {
+                    const float v = scale * srow[s];
+                    srow[s] = v;
+                    if (v > bm)
+                        bm = v;
+                }
+                float *mlr = ml + 2 * (r0 + r);
+                const float m_old = mlr[0], m_new = m_old > bm ? m_old : bm;
+                const float c = m_old == -INFINITY ? 0.0f : m_old == m_new ? 1.0f
+                                                                           : expf(m_old - m_new);
+                float sum = 0.0f;
+                for (uint32_t s = 0; s < vis; s++) {
+                    const float a = expf(srow[s] - m_new);
+                    srow[s] = a;
+                    sum += a;
+                }
+                for (uint32_t s = vis; s < nb; s++)
+                    srow[s] = 0.0f;
+                mlr[0] = m_new;
+                mlr[1] = mlr[1] * c + sum;
+                st->corr[r] = c;
+            }
+            MM(&wc, 0, st->sc, rows, nb, st->ctmp, d_c);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+            for (int64_t r = 0; r < rows; r++) {
+                const float c = st->corr[r];
+                if (c < 0.0f)
+                    continue;
+                float *acc = ctx + (size_t)(r0 + r) * d_c;
+                const float *add = st->ctmp + (size_t)r * d_c;
+                for (uint32_t j = 0; j < d_c; j++)
+                    acc[j] = acc[j] * c + add[j];
+            }
+        }
+    }
+    for (int64_t j = 0; j < n_rows; j++) {
+        const float inv = 1.0f / ml[2 * j + 1];
+        float *acc = ctx + (size_t)j * d_c;
+        for (uint32_t c = 0; c < d_c; c++)
+            acc[c] *= inv;
+    }
+    return DS_OK;
+}
+
+static ds_status attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err *err)
 {
     if (!st->bst) {
+        if (st->kblk && T >= ATT_MM_MIN_T)
+            return attend_mm(st, l, p0, T, err);
         attend_core(st, st->kv, st->kseg, st->seg_rows, l, p0, T, st->qc, st->ctx, st->ml);
-        return;
+        return DS_OK;
     }
     /* batched decode: token t attends over its own state's cache at that state's position,
      * exactly as a one-token chunk of that state would (an f16/bf16 cache is converted in the
@@ -725,6 +901,7 @@ static void attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T)
                     st->qc + (size_t)t * H * st->W, st->ctx + (size_t)t * H * st->d_c,
                     st->ml + (size_t)t * H * 2);
     }
+    return DS_OK;
 }
 
 /* Per-head products (q_abs_i = W_UK_i^T q_nope_i, o_i = W_UV_i ctx_i) for all heads: one
@@ -788,19 +965,22 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
     for (uint32_t t = 0; t < T; t++)
         ds_rmsnorm(st->h + (size_t)t * d, st->x + (size_t)t * d, ls->attn_norm, d, eps);
 
-    /* queries */
+    /* queries (or their low-rank part) and the latent with the rope key: one job group */
+    {
+        const mm_job proj[2] = {
+            st->d_q ? (mm_job){&ly->attn_q_a, 0, st->h, T, d, st->qa, st->d_q}
+                    : (mm_job){&ly->attn_q, 0, st->h, T, d, st->q, (int64_t)qld},
+            {&ly->attn_kv_a_mqa, 0, st->h, T, d, st->kvr, W}};
+        TRY(run_jobs(st, proj, 2, err));
+    }
     if (st->d_q) {
-        MM(&ly->attn_q_a, 0, st->h, T, d, st->qa, st->d_q);
         for (uint32_t t = 0; t < T; t++)
             ds_rmsnorm(st->qa + (size_t)t * st->d_q, st->qa + (size_t)t * st->d_q, ls->q_a_norm,
                        st->d_q, eps);
-        MM(&ly->attn_q_b, 0, st->qa, T, st->d_q, st->q, qld);
-    } else {
-        MM(&ly->attn_q, 0, st->h, T, d, st->q, qld);
+        MMJ(&ly->attn_q_b, 0, st->qa, T, st->d_q, st->q, qld);
     }
 
     /* latent and rope key -> cache */
-    MM(&ly->attn_kv_a_mqa, 0, st->h, T, d, st->kvr, W);
     for (uint32_t t = 0; t < T; t++) {
         float *r = st->kvr + (size_t)t * W;
         ds_rmsnorm(r, r, ls->kv_a_norm, d_c, eps);
@@ -828,14 +1008,152 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
         }
     }
 
-    attend(st, l, p0, T);
+    TRY(attend(st, l, p0, T, err));
 
     /* o_i = W_UV_i ctx_i */
     TRY(per_head(st, l, true, T, err));
-    MM(&ly->attn_output, 0, st->o, T, (size_t)H * d_v, st->tmp, d);
+    MMJ(&ly->attn_output, 0, st->o, T, (size_t)H * d_v, st->tmp, d);
     for (uint32_t t = 0; t < T; t++)
         ds_axpy_f32(st->x + (size_t)t * d, 1.0f, st->tmp + (size_t)t * d, d);
     return DS_OK;
+}
+
+/* Run independent products of few rows in ONE OpenMP region instead of one fork/join (and
+ * one static half/half row split) each: their weight rows are cut into chunks of about
+ * JOB_CHUNK_BYTES (multiples of 16 rows, so threads do not share lines of Y) that the threads
+ * take dynamically, each chunk one single-threaded ds_mm_run_rows (nested region). The GEMV
+ * kernels compute every row on its own, so the results are exactly those of one ds_mm_run per
+ * product. Products of more than JOB_MAX_M rows (oneDNN), and everything with one thread, run
+ * one after the other through ds_mm_run. */
+static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err)
+{
+    int64_t total = 0;
+    for (int j = 0; j < n; j++)
+        if (st->nt == 1 || jobs[j].m > JOB_MAX_M)
+            TRY(ds_mm_run(st->mm, jobs[j].w, jobs[j].expert, jobs[j].x, jobs[j].m, jobs[j].ldx,
+                          jobs[j].y, jobs[j].ldy, err));
+        else
+            total++;
+    if (total == 0)
+        return DS_OK;
+    /* chunk c of the group: job jc[c], rows [c0, c1) -- computed on the fly from per-job
+     * counts (n is small) */
+    int64_t n_chunks = 0;
+    for (int j = 0; j < n; j++) {
+        if (jobs[j].m > JOB_MAX_M)
+            continue;
+        int64_t r = (int64_t)(JOB_CHUNK_BYTES / jobs[j].w->row_bytes) & ~(int64_t)15;
+        if (r < 16)
+            r = 16;
+        n_chunks += (jobs[j].w->ne[1] + r - 1) / r;
+    }
+    ds_status first = DS_OK;
+    ds_err first_err;
+    ds_err_clear(&first_err);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(st->nt)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t base = 0, n0 = 0, n1 = 0;
+        int j = 0;
+        for (; j < n; j++) {
+            if (jobs[j].m > JOB_MAX_M)
+                continue;
+            int64_t r = (int64_t)(JOB_CHUNK_BYTES / jobs[j].w->row_bytes) & ~(int64_t)15;
+            if (r < 16)
+                r = 16;
+            const int64_t N = jobs[j].w->ne[1], cnt = (N + r - 1) / r;
+            if (c < base + cnt) {
+                n0 = (c - base) * r;
+                n1 = n0 + r < N ? n0 + r : N;
+                break;
+            }
+            base += cnt;
+        }
+        ds_err e;
+        ds_err_clear(&e);
+        const mm_job *jb = &jobs[j];
+        ds_status s = ds_mm_run_rows(st->mm, jb->w, jb->expert, n0, n1, jb->x, jb->m, jb->ldx,
+                                     jb->y + n0, jb->ldy, &e);
+        if (s != DS_OK) {
+#pragma omp critical(ds2_job_err)
+            if (first == DS_OK) {
+                first = s;
+                first_err = e;
+            }
+        }
+    }
+    if (first != DS_OK) {
+        if (err)
+            *err = first_err;
+        return first;
+    }
+    return DS_OK;
+}
+
+/* The MoE block of a few tokens (T <= JOB_MAX_M, several threads) as two job groups: the gate
+ * and up products of every selected expert and of the shared expert, then their down
+ * products. The expert inputs are gathered in assignment order (grouped by expert) and the
+ * outputs combined in that order, as in the expert-by-expert path, so the result is
+ * identical. Writes the block output to st->tmp. */
+static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
+{
+    const ds2_layer *ly = &st->md->w.layers[l];
+    const ds2_lstate *ls = &st->ls[l];
+    const uint32_t d = st->d, E = st->E, F = st->n_exp_ff, sw = ls->sh_width;
+    const uint32_t n_asg = st->off[E];
+    mm_job *jobs = st->jobs;
+    int n = 0;
+    for (uint32_t j = 0; j < n_asg; j++)
+        memcpy(st->xgk + (size_t)j * d, st->h + (size_t)st->gtok[j] * d,
+               (size_t)d * sizeof(float));
+    for (uint32_t e = 0; e < E; e++) {
+        const uint32_t a = st->off[e], cnt = st->off[e + 1] - a;
+        if (cnt == 0)
+            continue;
+        jobs[n++] = (mm_job){&ly->ffn_gate_exps, e, st->xgk + (size_t)a * d, cnt, d,
+                             st->fgk + (size_t)a * F, F};
+        jobs[n++] = (mm_job){&ly->ffn_up_exps, e, st->xgk + (size_t)a * d, cnt, d,
+                             st->fuk + (size_t)a * F, F};
+    }
+    if (sw) {
+        jobs[n++] = (mm_job){&ly->ffn_gate_shexp, 0, st->h, T, d, st->fg, sw};
+        jobs[n++] = (mm_job){&ly->ffn_up_shexp, 0, st->h, T, d, st->fu, sw};
+    }
+    TRY(run_jobs(st, jobs, n, err));
+    ds_silu_mul(st->fgk, st->fgk, st->fuk, (int64_t)n_asg * F);
+    if (sw)
+        ds_silu_mul(st->fg, st->fg, st->fu, (int64_t)T * sw);
+    n = 0;
+    for (uint32_t e = 0; e < E; e++) {
+        const uint32_t a = st->off[e], cnt = st->off[e + 1] - a;
+        if (cnt == 0)
+            continue;
+        jobs[n++] = (mm_job){&ly->ffn_down_exps, e, st->fgk + (size_t)a * F, cnt, F,
+                             st->dgk + (size_t)a * d, d};
+    }
+    if (sw)
+        jobs[n++] = (mm_job){&ly->ffn_down_shexp, 0, st->fg, T, sw, st->dg, d};
+    TRY(run_jobs(st, jobs, n, err));
+    memset(st->tmp, 0, (size_t)T * d * sizeof(float));
+    for (uint32_t j = 0; j < n_asg; j++)
+        ds_axpy_f32(st->tmp + (size_t)st->gtok[j] * d, st->gw[j], st->dgk + (size_t)j * d, d);
+    if (sw)
+        for (uint32_t t = 0; t < T; t++)
+            ds_axpy_f32(st->tmp + (size_t)t * d, 1.0f, st->dg + (size_t)t * d, d);
+    return DS_OK;
+}
+
+/* g = silu(g) * u over n elements, split across the threads when large (a prefill's gate
+ * activations: ds_silu_mul is a scalar expf loop, ~4 ns per element) */
+static void silu_mul_par(const ds2_state *st, float *g, const float *u, int64_t n)
+{
+    const int64_t piece = 16384;
+    if (st->nt == 1 || n < 4 * piece) {
+        ds_silu_mul(g, g, u, n);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(st->nt)
+    for (int64_t i = 0; i < n; i += piece)
+        ds_silu_mul(g + i, g + i, u + i, n - i < piece ? n - i : piece);
 }
 
 /* SwiGLU over M rows of X (d wide) into Y (d wide). */
@@ -844,10 +1162,10 @@ static ds_status swiglu(ds2_state *st, const ds_weight *g, const ds_weight *u,
                         uint32_t M, float *Y, ds_err *err)
 {
     const uint32_t d = st->d;
-    MM(g, expert, X, M, d, st->fg, width);
-    MM(u, expert, X, M, d, st->fu, width);
-    ds_silu_mul(st->fg, st->fg, st->fu, (int64_t)M * width);
-    MM(dn, expert, st->fg, M, width, Y, d);
+    const mm_job gu[2] = {{g, expert, X, M, d, st->fg, width}, {u, expert, X, M, d, st->fu, width}};
+    TRY(run_jobs(st, gu, 2, err));
+    silu_mul_par(st, st->fg, st->fu, (int64_t)M * width);
+    MMJ(dn, expert, st->fg, M, width, Y, d);
     return DS_OK;
 }
 
@@ -911,6 +1229,13 @@ static ds_status ffn(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
     ds_router_select_batch(&r, st->rl, E, T, st->ids, st->wts, st->rscr);
     if (!ds_moe_group_tokens(st->ids, st->wts, T, k, E, st->off, st->gtok, st->gw))
         return ds_err_set(err, DS_ERR_INTERNAL, "deepseek2: router produced a bad expert id");
+
+    if (st->jobs && T <= JOB_MAX_M) {
+        TRY(moe_jobs(st, l, T, err));
+        for (uint32_t t = 0; t < T; t++)
+            ds_axpy_f32(st->x + (size_t)t * d, 1.0f, st->tmp + (size_t)t * d, d);
+        return DS_OK;
+    }
 
     /* routed experts: one batched SwiGLU per selected expert over its tokens */
     memset(st->tmp, 0, (size_t)T * d * sizeof(float));
@@ -985,7 +1310,7 @@ static ds_status run_chunk(ds2_state *st, const int32_t *tokens, uint32_t T, flo
         for (uint32_t r = 0; r < n; r++)
             ds_rmsnorm(st->h + (size_t)r * d, st->x + (size_t)(out_row0 + r) * d, st->output_norm,
                        d, st->hp->rms_eps);
-        MM(&st->md->w.output, 0, st->h, n, d, out, st->n_vocab);
+        MMJ(&st->md->w.output, 0, st->h, n, d, out, st->n_vocab);
     }
     return ds_kv_commit(st->kv, p0 + T, err);
 }
@@ -1063,7 +1388,7 @@ static ds_status run_batch_chunk(ds2_state *c, ds2_state *const *bst, const int3
         for (uint32_t r = 0; r < T; r++)
             ds_rmsnorm(st->h + (size_t)r * d, st->x + (size_t)r * d, st->output_norm, d,
                        st->hp->rms_eps);
-        MM(&st->md->w.output, 0, st->h, T, d, out, st->n_vocab);
+        MMJ(&st->md->w.output, 0, st->h, T, d, out, st->n_vocab);
     }
     for (uint32_t t = 0; t < T; t++)
         TRY(ds_kv_commit(bst[t]->kv, ds_kv_pos(bst[t]->kv) + 1, err));
