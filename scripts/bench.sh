@@ -1,25 +1,96 @@
 #!/usr/bin/env bash
-# Regenerate the numbers in BENCHMARKS.md (needs a built tree: scripts/run-tests.sh --quick or
-# scripts/demo.sh first). Models are generated into $SCRATCH (default /tmp/ds-bench).
+# scripts/bench.sh — regenerate every number in BENCHMARKS.md.
+#
+# Usage: scripts/bench.sh [BUILD_DIR]     (default: build; BENCHMARKS.md used a release build:
+#                                          meson setup BUILD_DIR --buildtype=release)
+# Environment:
+#   SCRATCH     where the generated models go (default /tmp/ds-bench; ~7 GB, deleted at the end
+#               unless KEEP=1)
+#   LAYERS      layers of the V2-Lite-shaped models (default 4: 4.5 GB BF16, 2.4 GB Q8_0)
+#   QUIET_WAIT  seconds to wait before each measurement for the machine to be idle (>= 90 %
+#               idle over 3 s; default 900; 0 = do not wait). The project machine is shared;
+#               every measurement also prints the load average it ran under.
+# Output: the commands and their results (JSON lines from `ds bench --json`) on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DS=build/examples/ds
+BUILD=${1:-build}
+DS=$BUILD/examples/ds
 SCRATCH=${SCRATCH:-/tmp/ds-bench}
+LAYERS=${LAYERS:-4}
+QUIET_WAIT=${QUIET_WAIT:-900}
+SHARED=${DS_SHARED_DIR:-$PWD/../shared}
 mkdir -p "$SCRATCH"
-for t in q8_0 bf16; do
-  [ -f "$SCRATCH/lite2-$t.gguf" ] || /usr/bin/python3 tools/make-test-model.py \
-    -o "$SCRATCH/lite2-$t.gguf" --preset v2-lite --n-layer 2 --type $t
+
+idle_pct() { # percentage of idle CPU time over 3 seconds
+  local a b
+  read -r _ u n s i w q sq st _ < /proc/stat; a=$((u + n + s + i + w + q + sq + st)); b=$i
+  sleep 3
+  read -r _ u n s i w q sq st _ < /proc/stat
+  echo $(( 100 * (i - b) / (u + n + s + i + w + q + sq + st - a) ))
+}
+wait_quiet() {
+  [ "$QUIET_WAIT" -gt 0 ] || return 0
+  local t0=$SECONDS idle
+  while :; do
+    idle=$(idle_pct)
+    [ "$idle" -ge 90 ] && break
+    [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ] && { echo "# (still busy after ${QUIET_WAIT}s)"; break; }
+  done
+}
+run() {
+  wait_quiet
+  echo "# $(date -u +%FT%TZ) load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "+ $*"
+  "$@"
+}
+
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+     "$(grep MemTotal /proc/meminfo | awk '{printf "%.0f GiB", $2 / 1048576}')"
+buildtype=$(/usr/bin/python3 -c 'import json, sys
+print(next(o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"))' \
+  "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null || echo "?")
+echo "# build: $BUILD ($buildtype); $(date -u +%F)"
+
+# V2-Lite-shaped models: hidden 2048, 16 heads, kv LoRA 512, 64 routed experts (6 used) of
+# width 1408, 2 shared, first layer dense, vocab 102400; LAYERS of the 27 layers, random weights.
+for t in bf16 q8_0; do
+  m=$SCRATCH/lite$LAYERS-$t.gguf
+  [ -f "$m" ] || run /usr/bin/python3 tools/make-test-model.py -o "$m" --preset v2-lite \
+                   --n-layer "$LAYERS" --type $t
 done
-# V2-Lite-shaped, 2 layers: prefill 512, decode 64, 2 threads, bandwidth and bf16 peak probes
-$DS bench -m "$SCRATCH/lite2-q8_0.gguf" -p 512 -n 64 -t 2 -r 1 --json
-$DS bench -m "$SCRATCH/lite2-bf16.gguf" -p 512 -n 64 -t 2 -r 1 --json
+BF16=$SCRATCH/lite$LAYERS-bf16.gguf
+Q8=$SCRATCH/lite$LAYERS-q8_0.gguf
+
+# 1. prefill (512-token prompt) and decode (128 tokens), 2 threads, best of 3, with the
+#    bandwidth and bf16-peak probes and the session file sizes
+for m in "$Q8" "$BF16"; do
+  run "$DS" bench -m "$m" -p 512 -n 128 -t 2 -r 3 --session-size --json
+done
+# 2. load modes (mmap is above)
 for l in read hugepages; do
-  $DS bench -m "$SCRATCH/lite2-q8_0.gguf" -p 512 -n 64 -t 2 -r 1 --load $l --json
+  run "$DS" bench -m "$Q8" -p 512 -n 128 -t 2 -r 3 --load $l --json
 done
-# batched decode across sessions and session file sizes
-$DS bench -m "$SCRATCH/lite2-q8_0.gguf" -p 64 -n 32 -t 2 -r 1 --batch 1,2,4,8,16 --session-size --no-probe
-# the demo model: speed and held-out perplexity
-$DS bench -m models/demo/deepseek-v3-demo-q8_0.gguf -p 256 -n 128 -t 2 -r 3 --no-probe
-$DS perplexity -m models/demo/deepseek-v3-demo-q8_0.gguf -f tests/demo/heldout_sample.txt -c 256 -t 2
-# tokenizer throughput (one thread) and load time
-(cd build && DS_SHARED_DIR=../../shared ./tests/tokenizer/bench_tokenizer)
+run "$DS" bench -m "$BF16" -p 512 -n 128 -t 2 -r 3 --load hugepages --json
+# 3. one thread (no fork/join; the GEMV kernels' single-core speed)
+run "$DS" bench -m "$Q8" -p 512 -n 128 -t 1 -r 2 --json
+# 4. session files with a bf16 cache
+run "$DS" bench -m "$Q8" -p 512 -n 128 -t 2 -r 1 --kv-type bf16 --session-size --no-probe --json
+# 5. batched decode across sessions (each prefilled with 64 tokens; one ds_session_step_batch
+#    per step; 64 steps)
+for m in "$Q8" "$BF16"; do
+  run "$DS" bench -m "$m" -p 64 -n 64 -t 2 -r 1 --batch 1,2,4,8,16 --batch-prompt 64 \
+      --no-probe --json
+done
+# 6. session sizes of the session tests' V2-shaped model (2 layers, f32/f16/bf16 caches)
+run meson test -C "$BUILD" session-size --verbose
+# 7. the demo model: speed and held-out perplexity
+if [ -f models/demo/deepseek-v3-demo-q8_0.gguf ]; then
+  run "$DS" bench -m models/demo/deepseek-v3-demo-q8_0.gguf -p 256 -n 128 -t 2 -r 3 --no-probe \
+      --json
+  run "$DS" perplexity -m models/demo/deepseek-v3-demo-q8_0.gguf -f tests/demo/heldout_sample.txt \
+      -c 256 -t 2
+fi
+# 8. tokenizer throughput (one thread) and load time
+run env DS_SHARED_DIR="$SHARED" "$BUILD/tests/tokenizer/bench_tokenizer"
+
+[ "${KEEP:-0}" = 1 ] || rm -f "$BF16" "$Q8"

@@ -93,15 +93,22 @@ __attribute__((target("avx2"))) static uint64_t read_avx2(const void *p_, size_t
     return o[0] + o[1] + o[2] + o[3];
 }
 
+/* Four interleaved streams (quarters of the part): more lines in flight per core than one
+ * stream, measured ~5% more on the 2-core VM. bytes is a multiple of 1024. */
 __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, size_t bytes)
 {
-    const __m512i *p = p_;
+    const size_t q = bytes / 4 / 64; /* 64-byte vectors per stream */
+    const __m512i *p0 = p_, *p1 = p0 + q, *p2 = p1 + q, *p3 = p2 + q;
     __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
-    for (size_t i = 0; i < bytes / 64; i += 4) { /* 256 bytes per iteration */
-        a = _mm512_add_epi64(a, _mm512_load_si512(p + i));
-        b = _mm512_add_epi64(b, _mm512_load_si512(p + i + 1));
-        c = _mm512_add_epi64(c, _mm512_load_si512(p + i + 2));
-        d = _mm512_add_epi64(d, _mm512_load_si512(p + i + 3));
+    for (size_t i = 0; i < q; i += 2) { /* 512 bytes per iteration */
+        a = _mm512_add_epi64(a, _mm512_load_si512(p0 + i));
+        b = _mm512_add_epi64(b, _mm512_load_si512(p1 + i));
+        c = _mm512_add_epi64(c, _mm512_load_si512(p2 + i));
+        d = _mm512_add_epi64(d, _mm512_load_si512(p3 + i));
+        a = _mm512_add_epi64(a, _mm512_load_si512(p0 + i + 1));
+        b = _mm512_add_epi64(b, _mm512_load_si512(p1 + i + 1));
+        c = _mm512_add_epi64(c, _mm512_load_si512(p2 + i + 1));
+        d = _mm512_add_epi64(d, _mm512_load_si512(p3 + i + 1));
     }
     return (uint64_t)_mm512_reduce_add_epi64(
         _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
@@ -127,7 +134,7 @@ static read_fn pick_read(const char **name)
 
 typedef struct bw_ctx {
     const uint8_t *buf;
-    size_t part;              /* bytes per thread (multiple of 256) */
+    size_t part;              /* bytes per thread (multiple of 1024) */
     int threads, passes;
     read_fn fn;
     pthread_barrier_t start, done;
@@ -161,7 +168,7 @@ static double measure_bandwidth(int threads, size_t mib, int passes, const char 
         threads = 64;
     const size_t align = (size_t)2 << 20;
     size_t bytes = mib << 20;
-    size_t part = bytes / (size_t)threads / 256 * 256;
+    size_t part = bytes / (size_t)threads / 1024 * 1024;
     bytes = part * (size_t)threads;
     uint8_t *buf = aligned_alloc(align, (bytes + align - 1) / align * align);
     if (!buf)
@@ -248,7 +255,8 @@ static double dnnl_bf16_gflops(dnnl_engine_t eng, dnnl_stream_t strm, int64_t M,
     if (dnnl_primitive_create(&prim, pd) != dnnl_success)
         goto out;
     wmd_q = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *scr_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *scr_md =
+        dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (dnnl_memory_create(&msrc, &smd, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
         dnnl_memory_create(&mwei_user, &wmd_user, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
         dnnl_memory_create(&mwei, &wmd_q, eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
@@ -621,6 +629,7 @@ int ds_cmd_bench(int argc, char **argv)
     double best_prefill = 1e30, first_prefill = 0, best_decode = 1e30, best_ttft = 1e30;
     long produced = 0;
     size_t file_after_prompt = 0, file_after_gen = 0, tok_after_prompt = 0, tok_after_gen = 0;
+    size_t file_bound = 0; /* ds_session_save_size after decoding (an upper bound) */
     for (long rep = 0; rep < repeat && s == DS_OK; rep++) {
         if (rep > 0)
             s = ds_session_reset(ss);
@@ -656,6 +665,8 @@ int ds_cmd_bench(int argc, char **argv)
         if (sess_size && rep == repeat - 1) {
             file_after_gen = session_file_size(ss);
             tok_after_gen = ds_session_n_tokens(ss);
+            if (ds_session_save_size(ss, &file_bound) != DS_OK)
+                file_bound = 0;
         }
     }
     if (s != DS_OK) {
@@ -687,12 +698,26 @@ int ds_cmd_bench(int argc, char **argv)
 
     const uint64_t wbytes = weight_bytes_per_token(m, &in);
     const double flops_tok = prefill_flops_per_token(m, &in, n_prompt);
+    /* the probes (after the runs, so that their buffers are not in the peak memory) run twice,
+     * and the better result counts: on a shared machine either may catch a busy moment */
     const char *bw_kernel = "none";
     double bw = 0.0;
     peak_result pk = {0};
     if (probe) {
         bw = measure_bandwidth(threads, (size_t)bw_mib, 10, &bw_kernel);
         pk = measure_bf16_peak(threads);
+        const double bw2 = measure_bandwidth(threads, (size_t)bw_mib, 10, &bw_kernel);
+        const peak_result pk2 = measure_bf16_peak(threads);
+        if (bw2 > bw)
+            bw = bw2;
+        if (pk2.gflops > pk.gflops) {
+            const double inplace = pk.inplace_gflops;
+            pk = pk2;
+            if (inplace > pk.inplace_gflops)
+                pk.inplace_gflops = inplace;
+        } else if (pk2.inplace_gflops > pk.inplace_gflops) {
+            pk.inplace_gflops = pk2.inplace_gflops;
+        }
     }
     const double prefill_tps = n_prompt / best_prefill;
     const double decode_tps = produced / best_decode;
@@ -727,9 +752,10 @@ int ds_cmd_bench(int argc, char **argv)
                pk.inplace_gflops, pk.m, pk.k, pk.n, pfrac, kvt, kvb, session_bytes);
         if (sess_size)
             printf(", \"session_file_bytes\": [[%zu, %zu], [%zu, %zu]]"
-                   ", \"session_file_bytes_per_1k_tokens\": %.0f",
+                   ", \"session_file_bytes_per_1k_tokens\": %.0f"
+                   ", \"session_file_bound_bytes\": %zu",
                    tok_after_prompt, file_after_prompt, tok_after_gen, file_after_gen,
-                   file_per_1k);
+                   file_per_1k, file_bound);
         if (n_batches) {
             printf(", \"batch_prompt\": %ld, \"batch\": [", batch_prompt);
             for (int b = 0; b < n_batches; b++)
@@ -765,6 +791,9 @@ int ds_cmd_bench(int argc, char **argv)
                    "tokens (%.1f KiB per layer)\n", file_after_prompt, tok_after_prompt,
                    file_after_gen, tok_after_gen, file_per_1k,
                    file_per_1k / (in.n_layer ? in.n_layer : 1) / 1024.0);
+        if (sess_size)
+            printf("                 (ds_session_save_size bound at %zu tokens: %zu bytes)\n",
+                   tok_after_gen, file_bound);
         for (int b = 0; b < n_batches; b++)
             printf("batch %-4ld      %.2f tokens/s over %ld sessions (%.2f each; prompt %ld)\n",
                    br[b].n, br[b].tps, br[b].n, br[b].tps / (double)br[b].n, batch_prompt);

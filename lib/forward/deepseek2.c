@@ -26,11 +26,20 @@
  *     and dequantized to F32 for quantized types. Both forms then run the same code.
  *
  * Attention runs flash-style: every (token, head) pair keeps a running max, sum and d_c-wide
- * accumulator (online softmax in f32) over key blocks of ATT_BLOCK rows that start at
- * absolute positions, so the arithmetic for a token does not depend on how the sequence was
- * cut into chunks. An f32 cache is read in place; an f16/bf16 cache is converted to f32 in
- * segments of ATT_SEG rows shared by all heads. OpenMP parallelises over (token, head) pairs;
- * the per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
+ * accumulator (online softmax in f32) over key blocks that start at absolute positions, so
+ * the arithmetic for a token does not depend on how the sequence was cut into chunks (up to
+ * the rounding of the products). Chunks of ATT_MM_MIN_T or more tokens (prefill) use matrix
+ * products (attend_mm): the heads share the latent cache, so a block of ATT_KB keys against a
+ * tile of (token, head) rows is one f32 product for the scores and one for the context. Single
+ * tokens (decode, and every row of a batched decode) use the per-(token, head) loops over key
+ * blocks of ATT_BLOCK rows (attend_core): an f32 cache is read in place, an f16/bf16 cache is
+ * converted to f32 in segments of ATT_SEG rows shared by all heads, OpenMP parallelises over
+ * (token, head) pairs. The per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
+ *
+ * Products of a few rows (decode) that do not depend on each other run as one job group
+ * (run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
+ * in one OpenMP region whose threads take row chunks dynamically, instead of one fork/join and
+ * one static half/half split per product; the results are identical.
  *
  * The router logits are computed here in f32 from the dequantized router rows (§2.5: "compute
  * in fp32"), independently of the ds_mm precision, because expert selection is discontinuous.
@@ -59,12 +68,15 @@
 
 #define ATT_BLOCK 64   /* online-softmax block (absolute positions) */
 #define ATT_SEG 1024   /* rows of an f16/bf16 cache converted to f32 at a time */
+#define ATT_HGROUP 8   /* heads of a token that attend_rows_heads takes together */
 #define ATT_KB 128     /* keys per block of the matmul attention (absolute positions) */
 #define ATT_QROWS 1024 /* (token, head) rows per query tile of the matmul attention */
 #define ATT_MM_MIN_T 8 /* chunks of at least this many tokens use the matmul attention */
 #define PAR_MIN_WORK 131072.0 /* multiply-adds below which a loop runs on one thread */
+#define PH_DENSE_MIN_T 16 /* per-head products of at least this many rows write dense blocks */
 #define JOB_MAX_M 4    /* products of at most this many rows can run as GEMV jobs (run_jobs) */
 #define JOB_CHUNK_BYTES (2u << 20) /* weight bytes per GEMV job chunk */
+#define JOB_MOE_MAX_T 16 /* MoE blocks of at most this many tokens run as job groups */
 
 /* per-layer state-owned views */
 typedef struct ds2_lstate {
@@ -130,17 +142,20 @@ struct ds2_state {
     float *sc;     /* [att_tq * H][ATT_KB] scores, then probabilities */
     float *ctmp;   /* [att_tq * H][d_c] a block's context */
     float *corr;   /* [att_tq * H] rescaling of the running context (< 0: row skipped) */
+    float *phb;    /* [nt][B][max(d_c, d_v)] dense per-head product outputs (per_head; NULL
+                    * when n_batch < PH_DENSE_MIN_T) */
     int32_t *ids;  /* [B][k] */
     float *wts;    /* [B][k] */
     uint32_t *off; /* [E+1] */
     int32_t *gtok; /* [B*k] */
     float *gw;     /* [B*k] */
-    /* GEMV jobs (few-row products, several threads): the routed experts of up to JOB_MAX_M
-     * tokens at once; NULL with one thread or no experts */
-    float *xgk;    /* [JOB_MAX_M*k][d] gathered expert inputs */
-    float *fgk, *fuk; /* [JOB_MAX_M*k][n_exp_ff] */
-    float *dgk;    /* [JOB_MAX_M*k][d] expert outputs */
-    struct mm_job *jobs; /* [2 * JOB_MAX_M * k + 4] */
+    /* GEMV jobs (few-row products, several threads): the routed experts of up to moe_tmax
+     * tokens at once (moe_jobs); NULL with one thread or no experts */
+    uint32_t moe_tmax; /* min(n_batch, JOB_MOE_MAX_T), or 0 */
+    float *xgk;    /* [moe_tmax*k][d] gathered expert inputs */
+    float *fgk, *fuk; /* [moe_tmax*k][n_exp_ff] */
+    float *dgk;    /* [moe_tmax*k][d] expert outputs */
+    struct mm_job *jobs; /* [2 * moe_tmax * k + 4] */
 };
 
 /* One product Y = X W^T of a run_jobs group. */
@@ -444,13 +459,17 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
         A(ctmp, sz3(qr, st->d_c, 1), float, "attention block context");
         A(corr, qr, float, "attention rescaling");
     }
+    if (B >= PH_DENSE_MIN_T)
+        A(phb, sz3((size_t)st->nt, B, st->d_c > st->d_v ? st->d_c : st->d_v), float,
+          "per-head outputs");
     A(ids, sz3(B, k, 1), int32_t, "expert ids");
     A(wts, sz3(B, k, 1), float, "expert weights");
     A(off, E + 1, uint32_t, "expert offsets");
     A(gtok, sz3(B, k, 1), int32_t, "grouped tokens");
     A(gw, sz3(B, k, 1), float, "grouped weights");
     if (st->nt > 1 && st->E) {
-        const size_t rows = (size_t)JOB_MAX_M * k;
+        st->moe_tmax = B < JOB_MOE_MAX_T ? (uint32_t)B : JOB_MOE_MAX_T;
+        const size_t rows = (size_t)st->moe_tmax * k;
         A(xgk, sz3(rows, st->d, 1), float, "expert job inputs");
         A(fgk, sz3(rows, st->n_exp_ff, 1), float, "expert job gate");
         A(fuk, sz3(rows, st->n_exp_ff, 1), float, "expert job up");
@@ -661,46 +680,67 @@ uint64_t ds2_state_bytes(const ds2_state *st)
     } while (0)
 static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err);
 
-/* Online-softmax update of one (token, head) job with keys rows[0..n) (absolute positions
- * b0.., already limited to the job's causal range): running max m, sum l, accumulator acc.
- * Keys are taken in sub-blocks of ATT_BLOCK that start at absolute multiples of ATT_BLOCK,
- * so the arithmetic does not depend on how the rows were segmented or chunked. */
-static void attend_rows(const float *qrow, const float *rows, uint32_t b0, uint32_t n,
-                        uint32_t W, uint32_t d_c, float scale, float *ml, float *acc)
+/* Online-softmax update of nh heads of one token (queries q + h*W, running max and sum
+ * ml + 2h, accumulators acc + h*d_c) with keys rows[0..n) (absolute positions b0.., already
+ * limited to the token's causal range). Keys are taken in sub-blocks of ATT_BLOCK that start
+ * at absolute multiples of ATT_BLOCK, so the arithmetic does not depend on how the rows were
+ * segmented or chunked. Each head sees the same operations in the same order as it would
+ * alone; the loops are key-row-major so that a key row is loaded once for all nh heads while
+ * it is in L1 (one head at a time read every row from L2 once per head). */
+static void attend_rows_heads(const float *q, uint32_t nh, const float *rows, uint32_t b0,
+                              uint32_t n, uint32_t W, uint32_t d_c, float scale, float *ml,
+                              float *acc)
 {
-    float sc[ATT_BLOCK];
+    float sc[ATT_HGROUP][ATT_BLOCK];
+    float mn[ATT_HGROUP], sm[ATT_HGROUP];
     uint32_t s0 = 0;
     while (s0 < n) {
         uint32_t blk_end = ((b0 + s0) / ATT_BLOCK + 1) * ATT_BLOCK - b0; /* next boundary */
         uint32_t s1 = blk_end < n ? blk_end : n;
-        float bm = -INFINITY;
+        for (uint32_t h = 0; h < nh; h++)
+            mn[h] = -INFINITY; /* block maxima first */
         for (uint32_t s = s0; s < s1; s++) {
-            float v = scale * ds_dot_f32(qrow, rows + (size_t)s * W, W);
-            sc[s - s0] = v;
-            if (v > bm)
-                bm = v;
+            const float *row = rows + (size_t)s * W;
+            for (uint32_t h = 0; h < nh; h++) {
+                const float v = scale * ds_dot_f32(q + (size_t)h * W, row, W);
+                sc[h][s - s0] = v;
+                if (v > mn[h])
+                    mn[h] = v;
+            }
         }
-        float m_old = ml[0], sum = ml[1];
-        float m_new = m_old > bm ? m_old : bm;
-        if (m_old != -INFINITY && m_old != m_new) {
-            float corr = expf(m_old - m_new);
-            sum *= corr;
-            for (uint32_t c = 0; c < d_c; c++)
-                acc[c] *= corr;
+        for (uint32_t h = 0; h < nh; h++) {
+            const float bm = mn[h], m_old = ml[2 * h];
+            float sum = ml[2 * h + 1];
+            const float m_new = m_old > bm ? m_old : bm;
+            if (m_old != -INFINITY && m_old != m_new) {
+                const float corr = expf(m_old - m_new);
+                sum *= corr;
+                float *a = acc + (size_t)h * d_c;
+                for (uint32_t c = 0; c < d_c; c++)
+                    a[c] *= corr;
+            }
+            mn[h] = m_new;
+            sm[h] = sum;
         }
         for (uint32_t s = s0; s < s1; s++) {
-            float a = expf(sc[s - s0] - m_new);
-            sum += a;
-            ds_axpy_f32(acc, a, rows + (size_t)s * W, d_c);
+            const float *row = rows + (size_t)s * W;
+            for (uint32_t h = 0; h < nh; h++) {
+                const float a = expf(sc[h][s - s0] - mn[h]);
+                sm[h] += a;
+                ds_axpy_f32(acc + (size_t)h * d_c, a, row, d_c);
+            }
         }
-        ml[0] = m_new;
-        ml[1] = sum;
+        for (uint32_t h = 0; h < nh; h++) {
+            ml[2 * h] = mn[h];
+            ml[2 * h + 1] = sm[h];
+        }
         s0 = s1;
     }
 }
 
 /* Attention over the cache for T tokens at p0.. (rows of this chunk already written).
- * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, head), OpenMP over
+ * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, group of up to
+ * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
  * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
  * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs). */
 static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg, uint32_t seg,
@@ -721,17 +761,30 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
     /* one thread for tiny work (fork/join would cost more) */
     const double work = (double)n_jobs * ((double)p0 + 0.5 * T + 1.0) * (W + d_c);
     const int nt = work < PAR_MIN_WORK ? 1 : st->nt;
+    /* head groups: ATT_HGROUP heads, fewer when a token would have fewer groups than the
+     * threads need */
+    uint32_t hg = H < ATT_HGROUP ? H : ATT_HGROUP;
+    const uint32_t want = (uint32_t)(((uint32_t)nt + T - 1) / T);
+    if ((H + hg - 1) / hg < want)
+        hg = (H + want - 1) / want;
+    const uint32_t ng = (H + hg - 1) / hg;
+    const int64_t n_grp = (int64_t)T * ng;
 
     if (ds_kv_get_type(kv) == DS_KV_F32) {
         const float *base = ds_kv_rows_f32(kv, l, 0);
 #pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-        for (int64_t j = 0; j < n_jobs; j++) {
-            const uint32_t pos = p0 + (uint32_t)(j / H);
-            float *acc = ctx + (size_t)j * d_c;
-            attend_rows(qc + (size_t)j * W, base, 0, pos + 1, W, d_c, scale, ml + 2 * j, acc);
-            const float inv = 1.0f / ml[2 * j + 1];
-            for (uint32_t c = 0; c < d_c; c++)
-                acc[c] *= inv;
+        for (int64_t g = 0; g < n_grp; g++) {
+            const uint32_t t = (uint32_t)(g / ng), h0 = (uint32_t)(g % ng) * hg;
+            const uint32_t nh = H - h0 < hg ? H - h0 : hg, pos = p0 + t;
+            const int64_t j0 = (int64_t)t * H + h0;
+            attend_rows_heads(qc + (size_t)j0 * W, nh, base, 0, pos + 1, W, d_c, scale,
+                              ml + 2 * j0, ctx + (size_t)j0 * d_c);
+            for (int64_t j = j0; j < j0 + nh; j++) {
+                float *acc = ctx + (size_t)j * d_c;
+                const float inv = 1.0f / ml[2 * j + 1];
+                for (uint32_t c = 0; c < d_c; c++)
+                    acc[c] *= inv;
+            }
         }
         return;
     }
@@ -744,19 +797,22 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
             for (int64_t s = g0; s < (int64_t)g1; s++)
                 ds_kv_read_f32(kv, l, (uint32_t)s, (uint32_t)s + 1, kseg + (size_t)(s - g0) * W);
 #pragma omp for schedule(static, 1)
-            for (int64_t j = 0; j < n_jobs; j++) {
-                const uint32_t pos = p0 + (uint32_t)(j / H);
+            for (int64_t g = 0; g < n_grp; g++) {
+                const uint32_t t = (uint32_t)(g / ng), h0 = (uint32_t)(g % ng) * hg;
+                const uint32_t nh = H - h0 < hg ? H - h0 : hg, pos = p0 + t;
                 if (g0 > pos)
                     continue;
                 const uint32_t e = g1 < pos + 1 ? g1 : pos + 1;
-                float *acc = ctx + (size_t)j * d_c;
-                attend_rows(qc + (size_t)j * W, kseg, g0, e - g0, W, d_c, scale, ml + 2 * j,
-                            acc);
-                if (e == pos + 1) { /* the job's last key: normalise */
-                    const float inv = 1.0f / ml[2 * j + 1];
-                    for (uint32_t c = 0; c < d_c; c++)
-                        acc[c] *= inv;
-                }
+                const int64_t j0 = (int64_t)t * H + h0;
+                attend_rows_heads(qc + (size_t)j0 * W, nh, kseg, g0, e - g0, W, d_c, scale,
+                                  ml + 2 * j0, ctx + (size_t)j0 * d_c);
+                if (e == pos + 1) /* the job's last key: normalise */
+                    for (int64_t j = j0; j < j0 + nh; j++) {
+                        float *acc = ctx + (size_t)j * d_c;
+                        const float inv = 1.0f / ml[2 * j + 1];
+                        for (uint32_t c = 0; c < d_c; c++)
+                            acc[c] *= inv;
+                    }
             }
         }
     }
@@ -769,9 +825,9 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
  * ([rows x ATT_KB] x [ATT_KB x d_c]), both in f32 in every precision (the keys are an F32
  * weight for ds_mm; bf16 inputs here were measured to move FAST-precision logits by up to
  * 7e-4 relative between a chunked and a whole prefill, beyond the 1e-4 the session tests
- * allow). Between them the online softmax in f32 as in attend_rows, per block instead of per
- * ATT_BLOCK keys: masked keys (after the row's position, or rows of the block beyond the
- * chunk) get probability 0; a row without a visible key in the block is left alone. Query
+ * allow). Between them the online softmax in f32 as in attend_rows_heads, per block instead
+ * of per ATT_BLOCK keys: masked keys (after the row's position, or rows of the block beyond
+ * the chunk) get probability 0; a row without a visible key in the block is left alone. Query
  * tiles are fixed slices of att_tq tokens and the block width is ATT_KB (less only at the end
  * of the cache), so the products come in few shapes (oneDNN primitives are per shape). */
 static ds_status attend_mm(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err *err)
@@ -906,7 +962,10 @@ static ds_status attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_e
 
 /* Per-head products (q_abs_i = W_UK_i^T q_nope_i, o_i = W_UV_i ctx_i) for all heads: one
  * OpenMP loop over heads, each ds_mm call then runs on one thread (nested region), instead of
- * 2H calls that each fork and join. */
+ * 2H calls that each fork and join. A product of PH_DENSE_MIN_T or more rows writes a dense
+ * block (the thread's part of st->phb) that is then copied into the strided destination:
+ * oneDNN 2.6 runs its AMX/brgemm matmul only for a dense destination and falls back to
+ * gemm:jit, 2-3x slower, for the head's columns of qc or o (measured at 512 x 128 x 512). */
 static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err *err)
 {
     const ds2_layer *ly = &st->md->w.layers[l];
@@ -920,23 +979,39 @@ static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err
     ds_err_clear(&first_err);
     /* fork only when there is enough work (MACs) to pay for it */
     const bool par = st->nt > 1 && H > 1 && (double)H * d_c * (uv ? d_v : d_n) * T >= PAR_MIN_WORK;
+    const bool dense = st->phb && T >= PH_DENSE_MIN_T;
+    const uint32_t N = uv ? d_v : d_c; /* output columns per head */
+    const size_t dld = uv ? old : qcld;  /* destination row stride */
 #pragma omp parallel for schedule(static) num_threads(st->nt) if (par)
     for (int64_t i = 0; i < (int64_t)H; i++) {
         ds_err e;
         ds_err_clear(&e);
         ds_status s;
+        float *dst = uv ? st->o + (size_t)i * d_v : st->qc + (size_t)i * W;
+        float *y = dst;
+        int64_t ldy = (int64_t)dld;
+        if (dense) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            y = st->phb + (size_t)tid * st->p.n_batch * (d_c > d_v ? d_c : d_v);
+            ldy = N;
+        }
         if (!uv) {
             s = ds_mm_run(st->mm, &ls->kb, i, st->q + (size_t)i * st->d_qk, T, (int64_t)qld,
-                          st->qc + (size_t)i * W, (int64_t)qcld, &e);
+                          y, ldy, &e);
         } else if (split) {
             s = ds_mm_run(st->mm, &ly->attn_v_b, i, st->ctx + (size_t)i * d_c, T, (int64_t)cld,
-                          st->o + (size_t)i * d_v, (int64_t)old, &e);
+                          y, ldy, &e);
         } else {
             int64_t r0 = i * (int64_t)(d_n + d_v) + d_n;
             s = ds_mm_run_rows(st->mm, &ly->attn_kv_b, 0, r0, r0 + d_v,
-                               st->ctx + (size_t)i * d_c, T, (int64_t)cld,
-                               st->o + (size_t)i * d_v, (int64_t)old, &e);
+                               st->ctx + (size_t)i * d_c, T, (int64_t)cld, y, ldy, &e);
         }
+        if (s == DS_OK && dense)
+            for (uint32_t t = 0; t < T; t++)
+                memcpy(dst + (size_t)t * dld, y + (size_t)t * N, (size_t)N * sizeof(float));
         if (s != DS_OK) {
 #pragma omp critical(ds2_per_head_err)
             if (first == DS_OK) {
@@ -1089,11 +1164,12 @@ static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err)
     return DS_OK;
 }
 
-/* The MoE block of a few tokens (T <= JOB_MAX_M, several threads) as two job groups: the gate
- * and up products of every selected expert and of the shared expert, then their down
- * products. The expert inputs are gathered in assignment order (grouped by expert) and the
- * outputs combined in that order, as in the expert-by-expert path, so the result is
- * identical. Writes the block output to st->tmp. */
+/* The MoE block of a few tokens (T <= moe_tmax, several threads: decode, batched decode) as
+ * two job groups: the gate and up products of every selected expert and of the shared expert,
+ * then their down products (an expert or shared product of more than JOB_MAX_M rows runs
+ * alone through ds_mm_run). The expert inputs are gathered in assignment order (grouped by
+ * expert) and the outputs combined in that order, as in the expert-by-expert path, so the
+ * result is identical. Writes the block output to st->tmp. */
 static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
 {
     const ds2_layer *ly = &st->md->w.layers[l];
@@ -1230,7 +1306,7 @@ static ds_status ffn(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
     if (!ds_moe_group_tokens(st->ids, st->wts, T, k, E, st->off, st->gtok, st->gw))
         return ds_err_set(err, DS_ERR_INTERNAL, "deepseek2: router produced a bad expert id");
 
-    if (st->jobs && T <= JOB_MAX_M) {
+    if (st->jobs && T <= st->moe_tmax) {
         TRY(moe_jobs(st, l, T, err));
         for (uint32_t t = 0; t < T; t++)
             ds_axpy_f32(st->x + (size_t)t * d, 1.0f, st->tmp + (size_t)t * d, d);
