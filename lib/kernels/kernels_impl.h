@@ -140,6 +140,12 @@ bool ds_dequant_row_bf16_isa(ds_isa isa, uint32_t type, const void *src, uint16_
                              int64_t n);
 void ds_f32_to_bf16_row(ds_isa isa, const float *src, uint16_t *dst, int64_t n);
 
+/* 16 f32 rows (src, row stride ld elements; Kp columns, Kp % 32 == 0: N-rows of a K x N
+ * weight), rounded to bf16 as ds_f32_to_bf16 -> columns sub*16 .. sub*16+15 (sub in 0..3) of
+ * the 64-column block of oneDNN's BA16a64b2a layout starting at dst (pack_bf16.c). */
+void ds_pack_f32_bf16_16rows(ds_isa isa, const float *src, int64_t ld, int64_t Kp,
+                             uint16_t *dst, int sub);
+
 /* ---- matrix products -------------------------------------------------------------------- */
 
 /* How ds_mm_run computes a product of M rows with a weight of `type` (exposed for tests). */

@@ -75,12 +75,15 @@
 typedef struct mm_key {
     int64_t m, k, n, ldx, ldy, ldw;
     int32_t src_dt, wei_dt;
+    int32_t packed;                  /* 1: ask for blocked weights (BA16a64b2a, pack_bf16.c) */
 } mm_key;
 
 typedef struct mm_prim {
     mm_key key;
     uint64_t hash;
     dnnl_primitive_t prim;
+    bool blocked;                    /* weights in BA16a64b2a (wei_md), else plain (key_mds) */
+    dnnl_memory_desc_t wei_md;
     dnnl_memory_desc_t scratch_md;
     size_t scratch_bytes;
     int refs;
@@ -96,6 +99,10 @@ typedef struct mm_slot {
     size_t xcap;
     void *wbuf;                      /* dequantized weight tile */
     size_t wcap;
+    void *pbuf;                      /* per-thread f32 rows for packing a tile */
+    size_t pcap;
+    void *dbuf;                      /* dense output of a tile (copied into Y) */
+    size_t dcap;
     struct mm_slot *next;
 } mm_slot;
 
@@ -180,6 +187,8 @@ static void slot_destroy(mm_slot *s)
     free(s->scratch);
     free(s->xbuf);
     free(s->wbuf);
+    free(s->pbuf);
+    free(s->dbuf);
     free(s);
 }
 
@@ -277,9 +286,10 @@ static bool buf_reserve(void **buf, size_t *cap, size_t need)
 
 static uint64_t key_hash(const mm_key *k)
 {
-    const int64_t v[8] = {k->m, k->k, k->n, k->ldx, k->ldy, k->ldw, k->src_dt, k->wei_dt};
+    const int64_t v[9] = {k->m,   k->k,      k->n,      k->ldx,   k->ldy,
+                          k->ldw, k->src_dt, k->wei_dt, k->packed};
     uint64_t h = 0x9E3779B97F4A7C15ull;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         h ^= (uint64_t)v[i] + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
         h *= 0xBF58476D1CE4E5B9ull;
     }
@@ -290,7 +300,7 @@ static bool key_eq(const mm_key *a, const mm_key *b)
 {
     return a->m == b->m && a->k == b->k && a->n == b->n && a->ldx == b->ldx &&
            a->ldy == b->ldy && a->ldw == b->ldw && a->src_dt == b->src_dt &&
-           a->wei_dt == b->wei_dt;
+           a->wei_dt == b->wei_dt && a->packed == b->packed;
 }
 
 static void key_mds(const mm_key *k, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
@@ -332,23 +342,65 @@ static void cache_evict(ds_mm *mm)
     }
 }
 
-static dnnl_status_t prim_create(ds_mm *mm, const mm_key *key, mm_prim *out)
+/* Is *md the K x N layout BA16a64b2a that pack_bf16.c writes (with K padded to 32 and N to
+ * 64, dense)? */
+static bool md_is_ba16a64b2a(const dnnl_memory_desc_t *md, int64_t K, int64_t N)
 {
-    dnnl_memory_desc_t smd, wmd, dmd;
-    key_mds(key, &smd, &wmd, &dmd);
+    const int64_t Kp = (K + 31) / 32 * 32, Np = (N + 63) / 64 * 64;
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    return md->format_kind == dnnl_blocked && md->ndims == 2 && md->dims[0] == K &&
+           md->dims[1] == N && md->padded_dims[0] == Kp && md->padded_dims[1] == Np &&
+           md->offset0 == 0 && md->extra.flags == 0 && b->inner_nblks == 3 &&
+           b->inner_blks[0] == 16 && b->inner_idxs[0] == 0 && b->inner_blks[1] == 64 &&
+           b->inner_idxs[1] == 1 && b->inner_blks[2] == 2 && b->inner_idxs[2] == 0 &&
+           b->strides[0] == 32 * 64 && b->strides[1] == Kp * 64;
+}
+
+static dnnl_status_t pd_create(ds_mm *mm, const dnnl_memory_desc_t *smd,
+                               const dnnl_memory_desc_t *wmd, const dnnl_memory_desc_t *dmd,
+                               dnnl_primitive_desc_t *pd)
+{
     dnnl_matmul_desc_t md;
-    dnnl_status_t st = dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd);
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, smd, wmd, NULL, dmd);
     if (st != dnnl_success)
         return st;
     dnnl_primitive_attr_t attr;
     if ((st = dnnl_primitive_attr_create(&attr)) != dnnl_success)
         return st;
     st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_primitive_desc_t pd = NULL;
+    *pd = NULL;
     if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, &md, attr, mm->engine, NULL);
+        st = dnnl_primitive_desc_create(pd, &md, attr, mm->engine, NULL);
     dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
+    return st;
+}
+
+/* A primitive for `key`. With key->packed the weights' layout is left to oneDNN and kept
+ * when it is BA16a64b2a (out->blocked); any other choice falls back to plain weights. */
+static dnnl_status_t prim_create(ds_mm *mm, const mm_key *key, mm_prim *out)
+{
+    dnnl_memory_desc_t smd, wmd, dmd;
+    key_mds(key, &smd, &wmd, &dmd);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st;
+    out->blocked = false;
+    if (key->packed) {
+        dnnl_memory_desc_t any;
+        dnnl_dims_t wd = {key->k, key->n};
+        st = dnnl_memory_desc_init_by_tag(&any, 2, wd, (dnnl_data_type_t)key->wei_dt,
+                                          dnnl_format_tag_any);
+        if (st == dnnl_success && pd_create(mm, &smd, &any, &dmd, &pd) == dnnl_success) {
+            const dnnl_memory_desc_t *q = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+            if (q && md_is_ba16a64b2a(q, key->k, key->n)) {
+                out->blocked = true;
+                out->wei_md = *q;
+            } else {
+                dnnl_primitive_desc_destroy(pd);
+                pd = NULL;
+            }
+        }
+    }
+    if (!pd && (st = pd_create(mm, &smd, &wmd, &dmd, &pd)) != dnnl_success)
         return st;
     st = dnnl_primitive_create(&out->prim, pd);
     if (st == dnnl_success) {
@@ -449,32 +501,28 @@ static ds_status dnnl_fail(ds_err *err, dnnl_status_t st, const ds_weight *W, co
 
 /* Run the primitive of `key` on src/wei/dst (the calling thread's OpenMP thread count is
  * already set). *st_out receives the oneDNN status for the caller's fallback decisions. */
-static ds_status mm_exec(ds_mm *mm, mm_slot *slot, const mm_key *key, const void *src,
-                         const void *wei, float *dst, const ds_weight *W,
-                         dnnl_status_t *st_out, ds_err *err)
+static ds_status mm_exec_prim(ds_mm *mm, mm_slot *slot, mm_prim *p, const mm_key *key,
+                              const void *src, const void *wei, float *dst,
+                              const ds_weight *W, dnnl_status_t *st_out, ds_err *err)
 {
-    mm_prim *p = NULL;
-    dnnl_status_t st = cache_get(mm, key, &p);
-    *st_out = st;
-    if (st != dnnl_success)
-        return dnnl_fail(err, st, W, "primitive creation", key);
+    dnnl_status_t st;
     if (!slot->stream) {
         st = dnnl_stream_create(&slot->stream, mm->engine, dnnl_stream_default_flags);
         if (st != dnnl_success) {
             slot->stream = NULL;
-            cache_put(mm, p);
             *st_out = st;
             return dnnl_fail(err, st, W, "stream creation", key);
         }
     }
     if (!buf_reserve(&slot->scratch, &slot->scratch_cap, p->scratch_bytes)) {
-        cache_put(mm, p);
         *st_out = dnnl_out_of_memory;
         return ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': scratchpad of %zu "
                           "bytes", W->name ? W->name : "?", p->scratch_bytes);
     }
     dnnl_memory_desc_t smd, wmd, dmd;
     key_mds(key, &smd, &wmd, &dmd);
+    if (p->blocked)
+        wmd = p->wei_md;
     dnnl_memory_t mem[4] = {NULL, NULL, NULL, NULL};
     st = dnnl_memory_create(&mem[0], &smd, mm->engine, (void *)src);
     if (st == dnnl_success)
@@ -494,11 +542,25 @@ static ds_status mm_exec(ds_mm *mm, mm_slot *slot, const mm_key *key, const void
     for (int i = 0; i < 4; i++)
         if (mem[i])
             dnnl_memory_destroy(mem[i]);
-    cache_put(mm, p);
     *st_out = st;
     if (st != dnnl_success)
         return dnnl_fail(err, st, W, "execution", key);
     return DS_OK;
+}
+
+/* Run the primitive of `key` (found or created) on src/wei/dst. */
+static ds_status mm_exec(ds_mm *mm, mm_slot *slot, const mm_key *key, const void *src,
+                         const void *wei, float *dst, const ds_weight *W,
+                         dnnl_status_t *st_out, ds_err *err)
+{
+    mm_prim *p = NULL;
+    dnnl_status_t st = cache_get(mm, key, &p);
+    *st_out = st;
+    if (st != dnnl_success)
+        return dnnl_fail(err, st, W, "primitive creation", key);
+    ds_status rc = mm_exec_prim(mm, slot, p, key, src, wei, dst, W, st_out, err);
+    cache_put(mm, p);
+    return rc;
 }
 
 /* X (M x K, stride ldx) -> bf16 (M x K, dense), rows in parallel. */
@@ -521,6 +583,35 @@ static void dequant_tile(ds_isa isa, const ds_type_kernels *tk, bool to_bf16, co
             bf16(w + (size_t)r * row_bytes, (uint16_t *)out + r * K, K);
         else
             f32(w + (size_t)r * row_bytes, (float *)out + r * K, K);
+    }
+}
+
+/* Rows [0, rows) of a K x rows weight tile (K % 32 == 0) -> bf16 in BA16a64b2a at out
+ * (rows padded with zeros to a multiple of 64): each group of 16 rows is dequantized into
+ * the thread's part of scr (16 x K f32, in L2) and rounded and packed from there
+ * (pack_bf16.c). */
+static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const char *w,
+                                size_t row_bytes, int64_t rows, int64_t K, void *out,
+                                void *scr)
+{
+    ds_to_f32_fn f32 = ds_pick_to_f32(tk, isa);
+    const int64_t n16 = (rows + 63) / 64 * 4;
+    MM_OMP("omp parallel for schedule(static)")
+    for (int64_t s = 0; s < n16; s++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *sc = (float *)scr + (size_t)tid * 16 * (size_t)K;
+        for (int64_t i = 0; i < 16; i++) {
+            const int64_t r = s * 16 + i;
+            if (r < rows)
+                f32(w + (size_t)r * row_bytes, sc + i * K, K);
+            else
+                memset(sc + i * K, 0, (size_t)K * sizeof(float));
+        }
+        ds_pack_f32_bf16_16rows(isa, sc, K, K,
+                                (uint16_t *)out + (size_t)(s / 4) * (size_t)K * 64, (int)(s % 4));
     }
 }
 
@@ -552,34 +643,69 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
     }
 
     if (W->type == DS_GGML_F32) {
-        mm_key key = {M, K, N, ldx, ldy, K, f32, f32};
+        mm_key key = {M, K, N, ldx, ldy, K, f32, f32, 0};
         rc = mm_exec(mm, slot, &key, X, wbase, Y, W, st_out, err);
     } else if (W->type == DS_GGML_BF16 && use_bf16) {
-        mm_key key = {M, K, N, K, ldy, K, bf16, bf16};
+        mm_key key = {M, K, N, K, ldy, K, bf16, bf16, 0};
         rc = mm_exec(mm, slot, &key, src, wbase, Y, W, st_out, err);
     } else {
-        /* Dequantize tiles of rows (bf16 for FAST, f32 otherwise) and multiply each. */
+        /* Dequantize tiles of rows (bf16 for FAST, f32 otherwise) and multiply each. In
+         * bf16 with K a multiple of 32, the tiles are written in the primitive's blocked
+         * layout when it has the one pack_bf16.c knows (tiles of whole 64-row blocks). */
+        const bool pack = use_bf16 && K % 32 == 0 && isa >= DS_ISA_AVX512;
+        const int64_t rq = pack ? 64 : 16; /* tile rows: a multiple of rq */
         size_t es = use_bf16 ? 2 : 4;
-        int64_t nt = (int64_t)(mm->tile_bytes / ((size_t)K * es)) & ~(int64_t)15;
-        if (nt < 16)
-            nt = 16;
+        int64_t nt = (int64_t)(mm->tile_bytes / ((size_t)K * es)) / rq * rq;
+        if (nt < rq)
+            nt = rq;
         if (nt >= N) {
             nt = N;
         } else {
             int64_t ntiles = (N + nt - 1) / nt;   /* balance the tiles */
-            nt = ((N + ntiles - 1) / ntiles + 15) & ~(int64_t)15;
+            nt = ((N + ntiles - 1) / ntiles + rq - 1) / rq * rq;
         }
-        if (!buf_reserve(&slot->wbuf, &slot->wcap, (size_t)nt * K * es)) {
+        const int64_t ntp = pack ? (nt + 63) / 64 * 64 : nt; /* rows with the padding */
+        if (!buf_reserve(&slot->wbuf, &slot->wcap, (size_t)ntp * K * es) ||
+            (pack && !buf_reserve(&slot->pbuf, &slot->pcap,
+                                  (size_t)mm->n_threads * 16 * (size_t)K * 4))) {
             rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': weight tile of "
                             "%lld x %lld", W->name ? W->name : "?", (long long)nt, (long long)K);
             goto out;
         }
+        /* oneDNN 2.6 takes its brgemm kernels only for a dense destination: a packed tile
+         * narrower than Y's rows writes a dense block that is then copied into Y */
+        const bool dense = pack && nt < ldy;
+        if (dense && !buf_reserve(&slot->dbuf, &slot->dcap, (size_t)M * nt * sizeof(float))) {
+            rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': output tile of "
+                            "%lld x %lld", W->name ? W->name : "?", (long long)M, (long long)nt);
+            goto out;
+        }
         for (int64_t n = 0; n < N && rc == DS_OK; n += nt) {
             int64_t nn = N - n < nt ? N - n : nt;
-            dequant_tile(isa, tk, use_bf16, wbase + (size_t)n * W->row_bytes, W->row_bytes, nn,
-                         K, slot->wbuf);
-            mm_key key = {M, K, nn, src_ld, ldy, K, use_bf16 ? bf16 : f32, use_bf16 ? bf16 : f32};
-            rc = mm_exec(mm, slot, &key, src, slot->wbuf, Y + n, W, st_out, err);
+            const bool dn = dense && nn < ldy;
+            mm_key key = {M, K, nn, src_ld, dn ? nn : ldy, K, use_bf16 ? bf16 : f32,
+                          use_bf16 ? bf16 : f32, pack ? 1 : 0};
+            mm_prim *p = NULL;
+            dnnl_status_t st = cache_get(mm, &key, &p);
+            *st_out = st;
+            if (st != dnnl_success) {
+                rc = dnnl_fail(err, st, W, "primitive creation", &key);
+                break;
+            }
+            const char *wt = wbase + (size_t)n * W->row_bytes;
+            if (p->blocked)
+                dequant_tile_packed(isa, tk, wt, W->row_bytes, nn, K, slot->wbuf, slot->pbuf);
+            else
+                dequant_tile(isa, tk, use_bf16, wt, W->row_bytes, nn, K, slot->wbuf);
+            rc = mm_exec_prim(mm, slot, p, &key, src, slot->wbuf, dn ? slot->dbuf : Y + n, W,
+                              st_out, err);
+            cache_put(mm, p);
+            if (rc == DS_OK && dn) {
+                const float *d = slot->dbuf;
+                MM_OMP("omp parallel for schedule(static) if (M * nn >= 65536)")
+                for (int64_t m = 0; m < M; m++)
+                    memcpy(Y + m * ldy + n, d + m * nn, (size_t)nn * sizeof(float));
+            }
         }
     }
 out:

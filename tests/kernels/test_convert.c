@@ -321,6 +321,41 @@ static void test_quantize_act(void **state)
     }
 }
 
+/* ds_pack_f32_bf16_16rows at every level puts element (k, n) of a K x N weight (row n of the
+ * plain f32 input), rounded as ds_f32_to_bf16, where oneDNN's BA16a64b2a layout has it:
+ * (n/64)*(K*64) + (k/32)*2048 + ((k%32)/2)*128 + (n%64)*2 + k%2. Values: random f32 of all
+ * magnitudes (no denormals: see pack_bf16.c), ties, infinities and NaNs. */
+static void test_pack_bf16(void **state)
+{
+    (void)state;
+    enum { K = 96, N = 64 };
+    static float src[N * K];
+    static uint16_t want[N * K], got[N * K];
+    uint64_t x = 12345;
+    for (int i = 0; i < N * K; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t u = (uint32_t)(x >> 11);
+        if (((u >> 23) & 0xFF) == 0)
+            u |= 1u << 23;                       /* no denormals */
+        if (i % 7 == 0)
+            u = (u & 0xFFFF0000u) | 0x8000u;     /* exact ties */
+        memcpy(&src[i], &u, sizeof u);
+    }
+    src[5] = INFINITY, src[6] = -INFINITY, src[7] = NAN;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            want[(k / 32) * 2048 + ((k % 32) / 2) * 128 + (n % 64) * 2 + k % 2] =
+                ds_f32_to_bf16(src[n * K + k]);
+    for (int lvl = 0; lvl <= (int)ds_isa_best(); lvl++) {
+        if (ds_isa_clamp((ds_isa)lvl) != (ds_isa)lvl)
+            continue;
+        memset(got, 0xFF, sizeof got);
+        for (int sub = 0; sub < 4; sub++)
+            ds_pack_f32_bf16_16rows((ds_isa)lvl, src + sub * 16 * K, K, K, got, sub);
+        assert_memory_equal(got, want, sizeof want);
+    }
+}
+
 static void test_cpu(void **state)
 {
     (void)state;
@@ -350,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_q8_0_special),
         cmocka_unit_test(test_dequant_unsupported),
         cmocka_unit_test(test_quantize_act),
+        cmocka_unit_test(test_pack_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
