@@ -145,6 +145,11 @@ void ds_f32_to_bf16_row(ds_isa isa, const float *src, uint16_t *dst, int64_t n);
  * the 64-column block of oneDNN's BA16a64b2a layout starting at dst (pack_bf16.c). */
 void ds_pack_f32_bf16_16rows(ds_isa isa, const float *src, int64_t ld, int64_t Kp,
                              uint16_t *dst, int sub);
+/* The same for nrows (<= 16; the rest zero) Q8_0 rows of K elements, row_bytes apart, with
+ * no f32 scratch; next (or NULL): the following 16 rows, prefetched. Identical to
+ * ds_q8_0 -> f32 -> ds_pack_f32_bf16_16rows. False (nothing done) without AVX512-BF16. */
+bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
+                              int64_t K, uint16_t *dst, int sub, const void *next);
 
 /* ---- matrix products -------------------------------------------------------------------- */
 

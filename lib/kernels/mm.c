@@ -587,14 +587,23 @@ static void dequant_tile(ds_isa isa, const ds_type_kernels *tk, bool to_bf16, co
 }
 
 /* Rows [0, rows) of a K x rows weight tile (K % 32 == 0) -> bf16 in BA16a64b2a at out
- * (rows padded with zeros to a multiple of 64): each group of 16 rows is dequantized into
- * the thread's part of scr (16 x K f32, in L2) and rounded and packed from there
- * (pack_bf16.c). */
+ * (rows padded with zeros to a multiple of 64). Each group of 16 rows is done in K-chunks of
+ * C elements (whole blocks and whole 32-k slices, C <= 256, so that the f32 scratch of
+ * 16 x C stays in L1): dequantized into the thread's scratch, then rounded and packed
+ * (pack_bf16.c), while the same chunk of the next group is prefetched. Measured on one core
+ * (Q8_0, 2048-wide rows from DRAM): 5.5 G weights/s with whole rows and no prefetch, 11-12
+ * with 128-256 chunks and the prefetch. */
 static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const char *w,
                                 size_t row_bytes, int64_t rows, int64_t K, void *out,
                                 void *scr)
 {
     ds_to_f32_fn f32 = ds_pick_to_f32(tk, isa);
+    const int64_t be = tk->block_elems, unit = be % 32 == 0 ? be : (32 % be == 0 ? 32 : 0);
+    int64_t C = unit ? unit : K; /* unit: lcm(block, 32) when one divides the other */
+    while (unit && C * 2 <= 256 && K % (C * 2) == 0)
+        C *= 2;
+    if (K % C)
+        C = K;
     const int64_t n16 = (rows + 63) / 64 * 4;
     MM_OMP("omp parallel for schedule(static)")
     for (int64_t s = 0; s < n16; s++) {
@@ -603,15 +612,30 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
         tid = omp_get_thread_num();
 #endif
         float *sc = (float *)scr + (size_t)tid * 16 * (size_t)K;
-        for (int64_t i = 0; i < 16; i++) {
-            const int64_t r = s * 16 + i;
-            if (r < rows)
-                f32(w + (size_t)r * row_bytes, sc + i * K, K);
-            else
-                memset(sc + i * K, 0, (size_t)K * sizeof(float));
+        uint16_t *dst = (uint16_t *)out + (size_t)(s / 4) * (size_t)K * 64;
+        if (tk->type == DS_GGML_Q8_0) {
+            const int64_t r0 = s * 16, nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16);
+            const char *wr = w + (size_t)(nr ? r0 : 0) * row_bytes;
+            if (ds_pack_q8_0_bf16_16rows(isa, wr, row_bytes, (int)nr, K, dst, (int)(s % 4),
+                                         r0 + 32 <= rows ? wr + 16 * row_bytes : NULL))
+                continue;
         }
-        ds_pack_f32_bf16_16rows(isa, sc, K, K,
-                                (uint16_t *)out + (size_t)(s / 4) * (size_t)K * 64, (int)(s % 4));
+        for (int64_t c = 0; c < K; c += C) {
+            const size_t off = (size_t)(c / be) * tk->block_bytes, cb = (size_t)(C / be) * tk->block_bytes;
+            for (int64_t i = 0; i < 16; i++) {
+                const int64_t r = s * 16 + i;
+                if (r + 16 < rows) {
+                    const char *q = w + (size_t)(r + 16) * row_bytes + off;
+                    for (size_t o = 0; o < cb; o += 64)
+                        __builtin_prefetch(q + o, 0, 3);
+                }
+                if (r < rows)
+                    f32(w + (size_t)r * row_bytes + off, sc + i * C, C);
+                else
+                    memset(sc + i * C, 0, (size_t)C * sizeof(float));
+            }
+            ds_pack_f32_bf16_16rows(isa, sc, C, C, dst + (c / 32) * 2048, (int)(s % 4));
+        }
     }
 }
 
@@ -653,7 +677,9 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
          * bf16 with K a multiple of 32, the tiles are written in the primitive's blocked
          * layout when it has the one pack_bf16.c knows (tiles of whole 64-row blocks). */
         const bool pack = use_bf16 && K % 32 == 0 && isa >= DS_ISA_AVX512;
-        const int64_t rq = pack ? 64 : 16; /* tile rows: a multiple of rq */
+        /* tile rows: a multiple of rq (packed: whole 64-column blocks, as many per tile as
+         * the threads can share evenly, which is how oneDNN splits them) */
+        const int64_t rq = pack ? 64 * (int64_t)mm->n_threads : 16;
         size_t es = use_bf16 ? 2 : 4;
         int64_t nt = (int64_t)(mm->tile_bytes / ((size_t)K * es)) / rq * rq;
         if (nt < rq)

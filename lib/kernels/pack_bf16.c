@@ -69,7 +69,46 @@ DS_TARGET_AVX512BF16 static void pack16_f32_avx512bf16(const float *src, int64_t
         transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
     }
 }
+/* Q8_0 straight to the blocked layout (no f32 scratch): slice kb of row i is Q8_0 block kb,
+ * y = d * q exactly as ds_q8_0_to_f32 computes it, then rounded by vcvtne2ps2bf16. */
+DS_TARGET_AVX512BF16 static void pack16_q8_0_avx512bf16(const uint8_t *w, size_t row_bytes,
+                                                        int nrows, int64_t K, uint16_t *dst,
+                                                        int sub, const uint8_t *next)
+{
+    for (int64_t kb = 0; kb < K / 32; kb++) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) {
+            if (i >= nrows) {
+                r[i] = _mm512_setzero_si512();
+                continue;
+            }
+            const uint8_t *b = w + (size_t)i * row_bytes + (size_t)kb * 34;
+            if (next && (kb & 1) == 0)
+                __builtin_prefetch(next + (size_t)i * row_bytes + (size_t)kb * 34, 0, 3);
+            const __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(b[0] | (b[1] << 8))));
+            const __m512 lo = _mm512_mul_ps(
+                d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
+            const __m512 hi = _mm512_mul_ps(
+                d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
+            r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        }
+        transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
+    }
+}
 #endif
+
+bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
+                              int64_t K, uint16_t *dst, int sub, const void *next)
+{
+#if DS_KERNELS_X86
+    if (isa >= DS_ISA_AVX512 && ds_cpu_get()->avx512bf16 && K % 32 == 0) {
+        pack16_q8_0_avx512bf16(w, row_bytes, nrows, K, dst, sub, next);
+        return true;
+    }
+#endif
+    (void)isa, (void)w, (void)row_bytes, (void)nrows, (void)K, (void)dst, (void)sub, (void)next;
+    return false;
+}
 
 /* Scalar: any level, the reference of the test. */
 static void pack16_f32_scalar(const float *src, int64_t ld, int64_t Kp, uint16_t *dst, int sub)

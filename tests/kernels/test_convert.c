@@ -356,6 +356,40 @@ static void test_pack_bf16(void **state)
     }
 }
 
+/* ds_pack_q8_0_bf16_16rows (fused, where the CPU has AVX512-BF16) equals dequantizing to f32
+ * and packing with the scalar ds_pack_f32_bf16_16rows, for 16 and for 5 valid rows. */
+static void test_pack_q8_0(void **state)
+{
+    (void)state;
+    enum { K = 96, RB = K / 32 * 34 };
+    static uint8_t w[16 * RB];
+    static float f[16 * K];
+    static uint16_t want[64 * K], got[64 * K];
+    uint64_t x = 777;
+    for (size_t i = 0; i < sizeof w; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        w[i] = (uint8_t)x;
+    }
+    for (int r = 0; r < 16; r++)
+        for (int b = 0; b < K / 32; b++) {   /* finite f16 scales of all signs and sizes */
+            uint8_t *d = w + r * RB + b * 34;
+            d[1] = (uint8_t)((d[1] & 0x80) | (d[1] % 0x7B));
+        }
+    for (int nrows = 16; nrows >= 5; nrows -= 11) {
+        memset(f, 0, sizeof f);
+        for (int r = 0; r < nrows; r++)
+            assert_true(ds_dequant_row(DS_GGML_Q8_0, w + r * RB, f + r * K, K));
+        memset(want, 0xFF, sizeof want);
+        memset(got, 0xFF, sizeof got);
+        ds_pack_f32_bf16_16rows(DS_ISA_SCALAR, f, K, K, want, 1);
+        if (!ds_pack_q8_0_bf16_16rows(ds_isa_best(), w, RB, nrows, K, got, 1, NULL)) {
+            print_message("SKIPPED: no AVX512-BF16 on this CPU (fused Q8_0 packing)\n");
+            return;
+        }
+        assert_memory_equal(got, want, sizeof want);
+    }
+}
+
 static void test_cpu(void **state)
 {
     (void)state;
@@ -386,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_dequant_unsupported),
         cmocka_unit_test(test_quantize_act),
         cmocka_unit_test(test_pack_bf16),
+        cmocka_unit_test(test_pack_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
