@@ -24,6 +24,7 @@
  *     512-bit: two 32-element chunks per instruction). AVX-512 without VNNI uses the AVX2 code.
  */
 #include "kernels/kernels_impl.h"
+#include <stdlib.h>
 #include "kernels/gemv_tmpl.h"
 
 #include "format/ggml_types.h"
@@ -675,6 +676,52 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
             y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - ds_hsum8(accm[m]);              \
     }
 
+/* KQ_Q8_BODY512 for one activation row, two weight rows at a time from the two halves of
+ * the row range (two sequential streams through memory). Every row sees exactly
+ * KQ_Q8_BODY512's operations: identical results. ONE is the single-row instance for an odd
+ * last row. */
+#define KQ_Q8_BODY512_2S(UNPACK, BB, ONE)                                                   \
+    const int64_t nb = k / QK_K, q2 = nr / 2;                                               \
+    for (int64_t i = 0; i < q2; i++) {                                                      \
+        const uint8_t *p[2];                                                                \
+        __m512 acc[2];                                                                      \
+        __m256 accm[2];                                                                     \
+        for (int s = 0; s < 2; s++) {                                                       \
+            p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
+            acc[s] = _mm512_setzero_ps();                                                   \
+            accm[s] = _mm256_setzero_ps();                                                  \
+        }                                                                                   \
+        for (int64_t b = 0; b < nb; b++) {                                                  \
+            const int8_t *xq = xa->q + b * QK_K;                                            \
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(xa->bsums + 16 * b));   \
+            const float dA = xa->d[b];                                                      \
+            _Pragma("GCC unroll 2") for (int s = 0; s < 2; s++) {                           \
+                const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
+                DS_PREFETCH_BLOCK(ps, BB);                                                  \
+                kq_vec u;                                                                   \
+                UNPACK(ps, &u);                                                             \
+                __m256i scb = _mm256_broadcastsi128_si256(u.sc);                            \
+                __m512i isum = _mm512_setzero_si512();                                      \
+                _Pragma("GCC unroll 4") for (int i4 = 0; i4 < 4; i4++) {                    \
+                    __m512i qq = _mm512_inserti64x4(_mm512_castsi256_si512(u.q[2 * i4]),     \
+                                                    u.q[2 * i4 + 1], 1);                    \
+                    __m512i x8 = _mm512_loadu_si512((const void *)(xq + 64 * i4));          \
+                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qq, x8),           \
+                                               pair_scales(scb, i4));                       \
+                }                                                                           \
+                __m256i imin = _mm256_madd_epi16(bs, u.mn);                                 \
+                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u.d * dA), \
+                                         acc[s]);                                           \
+                accm[s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin),                         \
+                                          _mm256_set1_ps(u.dmin * dA), accm[s]);            \
+            }                                                                               \
+        }                                                                                   \
+        for (int s = 0; s < 2; s++)                                                         \
+            y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]) - ds_hsum8(accm[s]);               \
+    }                                                                                       \
+    if (nr > 2 * q2)                                                                        \
+        ONE((const uint8_t *)w + (size_t)(2 * q2) * rb, rb, nr - 2 * q2, k, xa, y + 2 * q2, 1);
+
 #endif /* DS_KERNELS_X86 */
 
 /* ---- instantiation ------------------------------------------------------------------------ */
@@ -711,9 +758,14 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
                                                          int64_t ldy)                       \
     { KQ_Q8_BODY512(NAME##_unpack_avx2, BB) }                                               \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
+    DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_2s(const void *w, size_t rb, int64_t nr, \
+                                                       int64_t k, const ds_qact *xa, float *y) \
+    { KQ_Q8_BODY512_2S(NAME##_unpack_avx2, BB, NAME##_q8_vnni_1) }                          \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
-        if (ds_cpu_get()->avx512vnni)                                                       \
+        if (ds_cpu_get()->avx512vnni && nx == 1)                                            \
+            NAME##_q8_vnni_2s(w, rb, nr, k, xa, y);                                         \
+        else if (ds_cpu_get()->avx512vnni)                                                  \
             NAME##_q8_vnni(w, rb, nr, k, xa, nx, y, ldy);                                   \
         else                                                                                \
             NAME##_q8_avx2(w, rb, nr, k, xa, nx, y, ldy);                                   \

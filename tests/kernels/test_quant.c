@@ -436,6 +436,15 @@ static void check_row_kernels(uint32_t type, int64_t K, int64_t N, int nx, kr_rn
             }
             assert_true(y[m * ldy + N] == -1.0f);
         }
+        /* one activation row at a time (the decode kernels) gives the same bits as the row's
+         * place in a multi-row call */
+        for (int m = 0; m < nx && nx > 1; m++) {
+            float *y1 = malloc(sizeof(float) * N);
+            ds_qact xm = ds_qact_rows(&xa, K, m);
+            ds_pick_gemv_q8(tk, (ds_isa)isa)(t.data, t.w.row_bytes, N, K, &xm, 1, y1, N);
+            assert_memory_equal(y1, y + m * ldy, sizeof(float) * N);
+            free(y1);
+        }
     }
     free(qbuf);
     free(x);
