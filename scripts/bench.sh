@@ -4,9 +4,10 @@
 # Usage: scripts/bench.sh [BUILD_DIR]     (default: build; BENCHMARKS.md used a release build:
 #                                          meson setup BUILD_DIR --buildtype=release)
 # Environment:
-#   SCRATCH     where the generated models go (default /tmp/ds-bench; ~7 GB, deleted at the end
-#               unless KEEP=1)
-#   LAYERS      layers of the V2-Lite-shaped models (default 4: 4.5 GB BF16, 2.4 GB Q8_0)
+#   SCRATCH     where the generated models go (default /tmp/ds-bench; ~8.5 GB, plus ~18 GB
+#               while the Q4_K_M file is made; deleted at the end unless KEEP=1)
+#   LAYERS      layers of the V2-Lite-shaped models (default 4: 4.5 GB BF16, 2.4 GB Q8_0,
+#               1.5 GB Q4_K_M)
 #   QUIET_WAIT  seconds to wait before each measurement for the machine to be idle (>= 90 %
 #               idle over 3 s; default 900; 0 = do not wait). The project machine is shared;
 #               every measurement also prints the load average it ran under.
@@ -58,17 +59,30 @@ for t in bf16 q8_0; do
   [ -f "$m" ] || run /usr/bin/python3 tools/make-test-model.py -o "$m" --preset v2-lite \
                    --n-layer "$LAYERS" --type $t
 done
+# Q4_K_M as llama.cpp mixes it for DeepSeek (formats.md §3): Q4_K, Q6_K for the output head,
+# attn_v_b and some ffn_down, Q5_0 where 256 does not divide the row (ffn_down_exps, 1408).
+# Quantized from an F32 model (~9 GB, and ~12 GB of memory for ~6 minutes; deleted after).
+Q4KM=$SCRATCH/lite$LAYERS-q4_k_m.gguf
+if [ ! -f "$Q4KM" ]; then
+  run /usr/bin/python3 tools/make-test-model.py -o "$SCRATCH/lite$LAYERS-f32.gguf" \
+      --preset v2-lite --n-layer "$LAYERS" --type f32
+  run /usr/bin/python3 tests/kernels/quantize_gguf.py "$SCRATCH/lite$LAYERS-f32.gguf" "$Q4KM" \
+      "$SCRATCH/lite$LAYERS-f32-ref.gguf" --q4-k-m
+  rm -f "$SCRATCH/lite$LAYERS-f32.gguf" "$SCRATCH/lite$LAYERS-f32-ref.gguf"
+fi
 BF16=$SCRATCH/lite$LAYERS-bf16.gguf
 Q8=$SCRATCH/lite$LAYERS-q8_0.gguf
 
 # 1. prefill (512-token prompt) and decode (128 tokens), 2 threads, best of 3, with the
 #    bandwidth and bf16-peak probes and the session file sizes
-for m in "$Q8" "$BF16"; do
+for m in "$Q8" "$Q4KM" "$BF16"; do
   run "$DS" bench -m "$m" -p 512 -n 128 -t 2 -r 3 --session-size --json
 done
 # 2. load modes (mmap is above)
-for l in read hugepages; do
-  run "$DS" bench -m "$Q8" -p 512 -n 128 -t 2 -r 3 --load $l --json
+for m in "$Q8" "$Q4KM"; do
+  for l in read hugepages; do
+    run "$DS" bench -m "$m" -p 512 -n 128 -t 2 -r 3 --load $l --json
+  done
 done
 run "$DS" bench -m "$BF16" -p 512 -n 128 -t 2 -r 3 --load hugepages --json
 # 3. one thread (no fork/join; the GEMV kernels' single-core speed)
@@ -93,4 +107,4 @@ fi
 # 8. tokenizer throughput (one thread) and load time
 run env DS_SHARED_DIR="$SHARED" "$BUILD/tests/tokenizer/bench_tokenizer"
 
-[ "${KEEP:-0}" = 1 ] || rm -f "$BF16" "$Q8"
+[ "${KEEP:-0}" = 1 ] || rm -f "$BF16" "$Q8" "$Q4KM"
