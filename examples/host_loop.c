@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     const char *path = NULL, *prompt = "Once upon a time";
     double budget = 16.0, work = 4.0;
     long max_tokens = 48, chunk = 8, max_frames = 100000;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "host_loop: option %s needs a value\n", a);
@@ -77,7 +77,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "host_loop: unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     if (!path || budget <= 0 || work < 0 || chunk <= 0 || max_tokens <= 0) {
         fprintf(stderr, "usage: host_loop -m MODEL [-p PROMPT] [-n MAX_TOKENS] [--budget-ms MS]"

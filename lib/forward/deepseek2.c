@@ -862,6 +862,7 @@ static ds_status attend_mm(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, d
         }
         /* its latent part transposed ([d_c][nb]), 16 latent columns at a time */
         const bool par_t = nt > 1 && (double)nb * d_c >= PAR_MIN_WORK;
+        (void)par_t; /* only read by OpenMP */
 #pragma omp parallel for schedule(static) num_threads(nt) if (par_t)
         for (int64_t c0 = 0; c0 < (int64_t)d_c; c0 += 16) {
             const uint32_t c1 = (uint32_t)c0 + 16 < d_c ? (uint32_t)c0 + 16 : d_c;
@@ -884,6 +885,7 @@ static ds_status attend_mm(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, d
             const int64_t rows = (int64_t)(tb - ta) * H, r0 = (int64_t)ta * H;
             MM(&wk, 0, st->qc + (size_t)r0 * W, rows, W, st->sc, nb);
             const bool par = nt > 1 && (double)rows * nb * 8.0 >= PAR_MIN_WORK;
+            (void)par;
 #pragma omp parallel for schedule(static) num_threads(nt) if (par)
             for (int64_t r = 0; r < rows; r++) {
                 const uint32_t pos = p0 + ta + (uint32_t)(r / H);
@@ -979,6 +981,7 @@ static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err
     ds_err_clear(&first_err);
     /* fork only when there is enough work (MACs) to pay for it */
     const bool par = st->nt > 1 && H > 1 && (double)H * d_c * (uv ? d_v : d_n) * T >= PAR_MIN_WORK;
+    (void)par; /* only read by OpenMP */
     const bool dense = st->phb && T >= PH_DENSE_MIN_T;
     const uint32_t N = uv ? d_v : d_c; /* output columns per head */
     const size_t dld = uv ? old : qcld;  /* destination row stride */
@@ -1252,6 +1255,7 @@ static ds_status router_logits(ds2_state *st, const ds_weight *gw, uint32_t T, d
     const bool f32 = gw->type == 0;
     int bad = 0;
     const bool par = st->nt > 1 && (double)E * d * T >= PAR_MIN_WORK;
+    (void)par; /* only read by OpenMP */
 #pragma omp parallel for schedule(static) num_threads(st->nt) reduction(| : bad) if (par)
     for (int64_t e = 0; e < (int64_t)E; e++) {
         const void *src = (const uint8_t *)gw->data + (size_t)e * gw->row_bytes;
