@@ -4,6 +4,9 @@
  * read loop for reference. The machine may be shared: each figure is the best of `reps` runs.
  *
  * Usage: bench-kernels-quant [K N reps [TYPE ...]]   (types by ggml name, default Q4_K Q8_0)
+ * The weights live in transparent huge pages (MADV_HUGEPAGE, like `--load hugepages`); with
+ * DS_BENCH_4K_PAGES=1 in 4 KiB pages (measured: 2-thread Q8_0 from DRAM 36-41 GB/s instead of
+ * 54-56 on the 2026-12-06 VM: TLB misses across eight streams).
  * Registered as a meson benchmark (meson test --benchmark), not run by the test suites.
  */
 #include "kernels/kernels.h"
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -75,7 +79,10 @@ int main(int argc, char **argv)
         const ds_ggml_type_traits *tr = ds_ggml_type_get(types[ti]);
         size_t rb = (size_t)(K / tr->block_elems) * tr->block_bytes, bytes = rb * (size_t)N;
         int copies = (int)((1536ull << 20) / bytes) + 1;
-        uint8_t *w = aligned_alloc(64, ((bytes + 63) & ~(size_t)63) * copies);
+        size_t total = (((bytes + 63) & ~(size_t)63) * copies + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+        uint8_t *w = aligned_alloc(2u << 20, total);
+        if (!getenv("DS_BENCH_4K_PAGES"))
+            madvise(w, total, MADV_HUGEPAGE); /* as ds_model's hugepages load mode */
         size_t stride = (bytes + 63) & ~(size_t)63;
         /* random bytes with small f16 scales: any bit pattern is a valid block */
         uint64_t s = 88172645463325252ull;
