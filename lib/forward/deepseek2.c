@@ -73,7 +73,6 @@
 #define ATT_QROWS 1024 /* (token, head) rows per query tile of the matmul attention */
 #define ATT_MM_MIN_T 8 /* chunks of at least this many tokens use the matmul attention */
 #define PAR_MIN_WORK 131072.0 /* multiply-adds below which a loop runs on one thread */
-#define PH_DENSE_MIN_T 16 /* per-head products of at least this many rows write dense blocks */
 #define JOB_MAX_M 4    /* products of at most this many rows can run as GEMV jobs (run_jobs) */
 #define JOB_CHUNK_BYTES (2u << 20) /* weight bytes per GEMV job chunk */
 #define JOB_MOE_MAX_T 16 /* MoE blocks of at most this many tokens run as job groups */
@@ -142,8 +141,6 @@ struct ds2_state {
     float *sc;     /* [att_tq * H][ATT_KB] scores, then probabilities */
     float *ctmp;   /* [att_tq * H][d_c] a block's context */
     float *corr;   /* [att_tq * H] rescaling of the running context (< 0: row skipped) */
-    float *phb;    /* [nt][B][max(d_c, d_v)] dense per-head product outputs (per_head; NULL
-                    * when n_batch < PH_DENSE_MIN_T) */
     int32_t *ids;  /* [B][k] */
     float *wts;    /* [B][k] */
     uint32_t *off; /* [E+1] */
@@ -459,9 +456,6 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
         A(ctmp, sz3(qr, st->d_c, 1), float, "attention block context");
         A(corr, qr, float, "attention rescaling");
     }
-    if (B >= PH_DENSE_MIN_T)
-        A(phb, sz3((size_t)st->nt, B, st->d_c > st->d_v ? st->d_c : st->d_v), float,
-          "per-head outputs");
     A(ids, sz3(B, k, 1), int32_t, "expert ids");
     A(wts, sz3(B, k, 1), float, "expert weights");
     A(off, E + 1, uint32_t, "expert offsets");
@@ -964,10 +958,8 @@ static ds_status attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_e
 
 /* Per-head products (q_abs_i = W_UK_i^T q_nope_i, o_i = W_UV_i ctx_i) for all heads: one
  * OpenMP loop over heads, each ds_mm call then runs on one thread (nested region), instead of
- * 2H calls that each fork and join. A product of PH_DENSE_MIN_T or more rows writes a dense
- * block (the thread's part of st->phb) that is then copied into the strided destination:
- * oneDNN 2.6 runs its AMX/brgemm matmul only for a dense destination and falls back to
- * gemm:jit, 2-3x slower, for the head's columns of qc or o (measured at 512 x 128 x 512). */
+ * 2H calls that each fork and join. The destinations are the head's columns of qc or o;
+ * ds_mm gives oneDNN a dense block for such strided outputs (mm.c, dense_dst). */
 static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err *err)
 {
     const ds2_layer *ly = &st->md->w.layers[l];
@@ -982,25 +974,13 @@ static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err
     /* fork only when there is enough work (MACs) to pay for it */
     const bool par = st->nt > 1 && H > 1 && (double)H * d_c * (uv ? d_v : d_n) * T >= PAR_MIN_WORK;
     (void)par; /* only read by OpenMP */
-    const bool dense = st->phb && T >= PH_DENSE_MIN_T;
-    const uint32_t N = uv ? d_v : d_c; /* output columns per head */
-    const size_t dld = uv ? old : qcld;  /* destination row stride */
+    const int64_t ldy = (int64_t)(uv ? old : qcld); /* destination row stride */
 #pragma omp parallel for schedule(static) num_threads(st->nt) if (par)
     for (int64_t i = 0; i < (int64_t)H; i++) {
         ds_err e;
         ds_err_clear(&e);
         ds_status s;
-        float *dst = uv ? st->o + (size_t)i * d_v : st->qc + (size_t)i * W;
-        float *y = dst;
-        int64_t ldy = (int64_t)dld;
-        if (dense) {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            y = st->phb + (size_t)tid * st->p.n_batch * (d_c > d_v ? d_c : d_v);
-            ldy = N;
-        }
+        float *y = uv ? st->o + (size_t)i * d_v : st->qc + (size_t)i * W;
         if (!uv) {
             s = ds_mm_run(st->mm, &ls->kb, i, st->q + (size_t)i * st->d_qk, T, (int64_t)qld,
                           y, ldy, &e);
@@ -1012,9 +992,6 @@ static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err
             s = ds_mm_run_rows(st->mm, &ly->attn_kv_b, 0, r0, r0 + d_v,
                                st->ctx + (size_t)i * d_c, T, (int64_t)cld, y, ldy, &e);
         }
-        if (s == DS_OK && dense)
-            for (uint32_t t = 0; t < T; t++)
-                memcpy(dst + (size_t)t * dld, y + (size_t)t * N, (size_t)N * sizeof(float));
         if (s != DS_OK) {
 #pragma omp critical(ds2_per_head_err)
             if (first == DS_OK) {

@@ -26,6 +26,8 @@
 #define DS_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 #define DS_TARGET_AVX512VNNI \
     __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define DS_TARGET_AVX512BF16 \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16")))
 #else
 #define DS_KERNELS_X86 0
 #endif

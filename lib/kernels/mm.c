@@ -60,6 +60,7 @@
 #define MM_BUCKETS 128
 #define MM_TILE_BYTES (4u << 20)     /* bound of a dequantized weight tile */
 #define MM_GEMV_MIN_BYTES (128u << 10) /* below: one thread (fork/join costs more) */
+#define PACK_CHUNK_MAX 256           /* K-chunk of dequant_tile_packed (elements) */
 /* Batches up to this many rows use the GEMV kernels (weights read once per 4 rows) instead
  * of oneDNN. Measured on a 2-core Sapphire Rapids VM (2048 x 1408 weights): oneDNN on
  * in-place BF16 (AMX) wins from ~5 rows; dequantized tiles (F16, Q8_0) cost a fixed ~0.17 ns
@@ -586,10 +587,12 @@ static void dequant_tile(ds_isa isa, const ds_type_kernels *tk, bool to_bf16, co
     }
 }
 
-/* Rows [0, rows) of a K x rows weight tile (K % 32 == 0) -> bf16 in BA16a64b2a at out
- * (rows padded with zeros to a multiple of 64). Each group of 16 rows is done in K-chunks of
- * C elements (whole blocks and whole 32-k slices, C <= 256, so that the f32 scratch of
- * 16 x C stays in L1): dequantized into the thread's scratch, then rounded and packed
+/* Rows [0, rows) of a K x rows weight tile (K % 32 == 0, block_elems dividing
+ * PACK_CHUNK_MAX) -> bf16 in BA16a64b2a at out (rows padded with zeros to a multiple of 64).
+ * Q8_0 goes straight from its blocks (ds_pack_q8_0_bf16_16rows). Other types: each group of
+ * 16 rows is done in K-chunks of C elements (whole blocks and whole 32-k slices, C <=
+ * PACK_CHUNK_MAX, so that the f32 scratch of 16 x C stays in L1): dequantized into the
+ * thread's scratch (scr: 16 x PACK_CHUNK_MAX floats per thread), then rounded and packed
  * (pack_bf16.c), while the same chunk of the next group is prefetched. Measured on one core
  * (Q8_0, 2048-wide rows from DRAM): 5.5 G weights/s with whole rows and no prefetch, 11-12
  * with 128-256 chunks and the prefetch. */
@@ -598,12 +601,10 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
                                 void *scr)
 {
     ds_to_f32_fn f32 = ds_pick_to_f32(tk, isa);
-    const int64_t be = tk->block_elems, unit = be % 32 == 0 ? be : (32 % be == 0 ? 32 : 0);
-    int64_t C = unit ? unit : K; /* unit: lcm(block, 32) when one divides the other */
-    while (unit && C * 2 <= 256 && K % (C * 2) == 0)
+    const int64_t be = tk->block_elems;
+    int64_t C = be > 32 ? be : 32; /* lcm(block, 32): both divide PACK_CHUNK_MAX */
+    while (C * 2 <= PACK_CHUNK_MAX && K % (C * 2) == 0)
         C *= 2;
-    if (K % C)
-        C = K;
     const int64_t n16 = (rows + 63) / 64 * 4;
     MM_OMP("omp parallel for schedule(static)")
     for (int64_t s = 0; s < n16; s++) {
@@ -611,7 +612,7 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        float *sc = (float *)scr + (size_t)tid * 16 * (size_t)K;
+        float *sc = (float *)scr + (size_t)tid * 16 * PACK_CHUNK_MAX;
         uint16_t *dst = (uint16_t *)out + (size_t)(s / 4) * (size_t)K * 64;
         if (tk->type == DS_GGML_Q8_0) {
             const int64_t r0 = s * 16, nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16);
@@ -637,6 +638,34 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
             ds_pack_f32_bf16_16rows(isa, sc, C, C, dst + (c / 32) * 2048, (int)(s % 4));
         }
     }
+}
+
+/* oneDNN 2.6 runs its brgemm kernels (AVX512-BF16, AMX) only for a dense destination and
+ * falls back to gemm:jit, 2-3x slower, for rows of Y wider than the product (measured at
+ * 512 x 128 x 512 and for the MoE tiles). A product of N < ldy columns therefore writes a
+ * dense M x N block in the slot, which dense_done copies into Y. NULL: out of memory. */
+static float *dense_dst(mm_slot *slot, int64_t M, int64_t N, int64_t ldy, float *Y)
+{
+    if (N >= ldy)
+        return Y;
+    if (!buf_reserve(&slot->dbuf, &slot->dcap, (size_t)M * (size_t)N * sizeof(float)))
+        return NULL;
+    return slot->dbuf;
+}
+
+static void dense_done(const float *D, int64_t M, int64_t N, float *Y, int64_t ldy)
+{
+    if (D == Y)
+        return;
+    MM_OMP("omp parallel for schedule(static) if (M * N >= 65536)")
+    for (int64_t m = 0; m < M; m++)
+        memcpy(Y + m * ldy, D + m * N, (size_t)N * sizeof(float));
+}
+
+static ds_status out_tile_nomem(ds_err *err, const ds_weight *W, int64_t M, int64_t N)
+{
+    return ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': output block of %lld x "
+                      "%lld", W->name ? W->name : "?", (long long)M, (long long)N);
 }
 
 static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *W,
@@ -666,17 +695,25 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
         src_ld = K;
     }
 
-    if (W->type == DS_GGML_F32) {
-        mm_key key = {M, K, N, ldx, ldy, K, f32, f32, 0};
-        rc = mm_exec(mm, slot, &key, X, wbase, Y, W, st_out, err);
-    } else if (W->type == DS_GGML_BF16 && use_bf16) {
-        mm_key key = {M, K, N, K, ldy, K, bf16, bf16, 0};
-        rc = mm_exec(mm, slot, &key, src, wbase, Y, W, st_out, err);
+    if (W->type == DS_GGML_F32 || (W->type == DS_GGML_BF16 && use_bf16)) {
+        /* the weights in place */
+        float *D = dense_dst(slot, M, N, ldy, Y);
+        if (!D) {
+            rc = out_tile_nomem(err, W, M, N);
+            goto out;
+        }
+        const bool f = W->type == DS_GGML_F32;
+        mm_key key = {M, K, N, f ? ldx : src_ld, D == Y ? ldy : N, K, f ? f32 : bf16,
+                      f ? f32 : bf16, 0};
+        rc = mm_exec(mm, slot, &key, f ? (const void *)X : src, wbase, D, W, st_out, err);
+        if (rc == DS_OK)
+            dense_done(D, M, N, Y, ldy);
     } else {
         /* Dequantize tiles of rows (bf16 for FAST, f32 otherwise) and multiply each. In
          * bf16 with K a multiple of 32, the tiles are written in the primitive's blocked
-         * layout when it has the one pack_bf16.c knows (tiles of whole 64-row blocks). */
-        const bool pack = use_bf16 && K % 32 == 0 && isa >= DS_ISA_AVX512;
+         * layout when it has the one pack_bf16.c knows. */
+        const bool pack = use_bf16 && K % 32 == 0 && isa >= DS_ISA_AVX512 &&
+                          PACK_CHUNK_MAX % tk->block_elems == 0;
         /* tile rows: a multiple of rq (packed: whole 64-column blocks, as many per tile as
          * the threads can share evenly, which is how oneDNN splits them) */
         const int64_t rq = pack ? 64 * (int64_t)mm->n_threads : 16;
@@ -692,24 +729,20 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
         }
         const int64_t ntp = pack ? (nt + 63) / 64 * 64 : nt; /* rows with the padding */
         if (!buf_reserve(&slot->wbuf, &slot->wcap, (size_t)ntp * K * es) ||
-            (pack && !buf_reserve(&slot->pbuf, &slot->pcap,
-                                  (size_t)mm->n_threads * 16 * (size_t)K * 4))) {
+            (pack && !buf_reserve(&slot->pbuf, &slot->pcap, (size_t)mm->n_threads * 16 *
+                                                                PACK_CHUNK_MAX * sizeof(float)))) {
             rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': weight tile of "
                             "%lld x %lld", W->name ? W->name : "?", (long long)nt, (long long)K);
             goto out;
         }
-        /* oneDNN 2.6 takes its brgemm kernels only for a dense destination: a packed tile
-         * narrower than Y's rows writes a dense block that is then copied into Y */
-        const bool dense = pack && nt < ldy;
-        if (dense && !buf_reserve(&slot->dbuf, &slot->dcap, (size_t)M * nt * sizeof(float))) {
-            rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': output tile of "
-                            "%lld x %lld", W->name ? W->name : "?", (long long)M, (long long)nt);
-            goto out;
-        }
         for (int64_t n = 0; n < N && rc == DS_OK; n += nt) {
             int64_t nn = N - n < nt ? N - n : nt;
-            const bool dn = dense && nn < ldy;
-            mm_key key = {M, K, nn, src_ld, dn ? nn : ldy, K, use_bf16 ? bf16 : f32,
+            float *D = dense_dst(slot, M, nn, ldy, Y + n);
+            if (!D) {
+                rc = out_tile_nomem(err, W, M, nn);
+                break;
+            }
+            mm_key key = {M, K, nn, src_ld, D == Y + n ? ldy : nn, K, use_bf16 ? bf16 : f32,
                           use_bf16 ? bf16 : f32, pack ? 1 : 0};
             mm_prim *p = NULL;
             dnnl_status_t st = cache_get(mm, &key, &p);
@@ -723,15 +756,10 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
                 dequant_tile_packed(isa, tk, wt, W->row_bytes, nn, K, slot->wbuf, slot->pbuf);
             else
                 dequant_tile(isa, tk, use_bf16, wt, W->row_bytes, nn, K, slot->wbuf);
-            rc = mm_exec_prim(mm, slot, p, &key, src, slot->wbuf, dn ? slot->dbuf : Y + n, W,
-                              st_out, err);
+            rc = mm_exec_prim(mm, slot, p, &key, src, slot->wbuf, D, W, st_out, err);
             cache_put(mm, p);
-            if (rc == DS_OK && dn) {
-                const float *d = slot->dbuf;
-                MM_OMP("omp parallel for schedule(static) if (M * nn >= 65536)")
-                for (int64_t m = 0; m < M; m++)
-                    memcpy(Y + m * ldy + n, d + m * nn, (size_t)nn * sizeof(float));
-            }
+            if (rc == DS_OK)
+                dense_done(D, M, nn, Y + n, ldy);
         }
     }
 out:

@@ -51,9 +51,6 @@ DS_TARGET_AVX512 static inline void transpose16_store(const __m512i r[16], uint3
     }
 }
 
-#define DS_TARGET_AVX512BF16 \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16")))
-
 /* vcvtne2ps2bf16 rounds to nearest even like ds_f32_to_bf16 and quiets NaNs the same way;
  * it treats f32 denormals as zero, which dequantized weights never are (their magnitudes are
  * products of f16 scales, >= 2^-24, and small integers). */
@@ -69,6 +66,7 @@ DS_TARGET_AVX512BF16 static void pack16_f32_avx512bf16(const float *src, int64_t
         transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
     }
 }
+
 /* Q8_0 straight to the blocked layout (no f32 scratch): slice kb of row i is Q8_0 block kb,
  * y = d * q exactly as ds_q8_0_to_f32 computes it, then rounded by vcvtne2ps2bf16. */
 DS_TARGET_AVX512BF16 static void pack16_q8_0_avx512bf16(const uint8_t *w, size_t row_bytes,

@@ -24,7 +24,6 @@
  *     512-bit: two 32-element chunks per instruction). AVX-512 without VNNI uses the AVX2 code.
  */
 #include "kernels/kernels_impl.h"
-#include <stdlib.h>
 #include "kernels/gemv_tmpl.h"
 
 #include "format/ggml_types.h"
@@ -633,6 +632,35 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
     return _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(scb, pat));
 }
 
+/* A super-block's chunk pairs (chunks 2i and 2i+1 as one 512-bit vector) and their scale
+ * vectors, built once for all activation rows. */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pairs512(const kq_vec *u, __m512i qq[4], __m512i sv[4])
+{
+    const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        qq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u->q[2 * i]), u->q[2 * i + 1], 1);
+        sv[i] = pair_scales(scb, i);
+    }
+}
+
+/* One super-block of one activation row (xq: its 256 quants, bs: its 16 bsums, dA: its scale)
+ * added to the row's accumulators. */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[4],
+                                              const __m512i sv[4], const int8_t *xq, __m256i bs,
+                                              float dA, __m512 *acc, __m256 *accm)
+{
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512i x8 = _mm512_loadu_si512((const void *)(xq + 64 * i));
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qq[i], x8), sv[i]);
+    }
+    __m256i imin = _mm256_madd_epi16(bs, u->mn);
+    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * dA), *acc);
+    *accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_set1_ps(u->dmin * dA), *accm);
+}
+
 /* The Q8_K GEMV with 512-bit VNNI: two chunks per vpmaddubsw / vpdpwssd; the pairs and their
  * scale vectors are built once per super-block for all rows. */
 #define KQ_Q8_BODY512(UNPACK, BB)                                                           \
@@ -649,28 +677,13 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
             DS_PREFETCH_BLOCK(p, BB);                                                       \
             kq_vec u;                                                                       \
             UNPACK(p, &u);                                                                  \
-            __m256i scb = _mm256_broadcastsi128_si256(u.sc);                                \
             __m512i qq[4], sv[4];                                                           \
-            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                           \
-                qq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u.q[2 * i]), u.q[2 * i + 1], 1); \
-                sv[i] = pair_scales(scb, i);                                                \
-            }                                                                               \
-            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
-                const int8_t *xq = xa->q + m * k + b * QK_K;                                \
-                __m512i isum = _mm512_setzero_si512();                                      \
-                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                       \
-                    __m512i x8 = _mm512_loadu_si512((const void *)(xq + 64 * i));           \
-                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qq[i], x8), sv[i]); \
-                }                                                                           \
-                __m256i bs = _mm256_loadu_si256(                                            \
-                    (const __m256i *)(xa->bsums + m * (k / 16) + 16 * b));                  \
-                __m256i imin = _mm256_madd_epi16(bs, u.mn);                                 \
-                float dA = xa->d[m * nb + b];                                               \
-                acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u.d * dA), \
-                                         acc[m]);                                           \
-                accm[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin),                         \
-                                          _mm256_set1_ps(u.dmin * dA), accm[m]);            \
-            }                                                                               \
+            kq_pairs512(&u, qq, sv);                                                        \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                            \
+                kq_dot512(&u, qq, sv, xa->q + m * k + b * QK_K,                             \
+                          _mm256_loadu_si256(                                               \
+                              (const __m256i *)(xa->bsums + m * (k / 16) + 16 * b)),        \
+                          xa->d[m * nb + b], &acc[m], &accm[m]);                            \
         }                                                                                   \
         _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
             y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - ds_hsum8(accm[m]);              \
@@ -700,20 +713,9 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
                 DS_PREFETCH_BLOCK(ps, BB);                                                  \
                 kq_vec u;                                                                   \
                 UNPACK(ps, &u);                                                             \
-                __m256i scb = _mm256_broadcastsi128_si256(u.sc);                            \
-                __m512i isum = _mm512_setzero_si512();                                      \
-                _Pragma("GCC unroll 4") for (int i4 = 0; i4 < 4; i4++) {                    \
-                    __m512i qq = _mm512_inserti64x4(_mm512_castsi256_si512(u.q[2 * i4]),     \
-                                                    u.q[2 * i4 + 1], 1);                    \
-                    __m512i x8 = _mm512_loadu_si512((const void *)(xq + 64 * i4));          \
-                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qq, x8),           \
-                                               pair_scales(scb, i4));                       \
-                }                                                                           \
-                __m256i imin = _mm256_madd_epi16(bs, u.mn);                                 \
-                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u.d * dA), \
-                                         acc[s]);                                           \
-                accm[s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin),                         \
-                                          _mm256_set1_ps(u.dmin * dA), accm[s]);            \
+                __m512i qq[4], sv[4];                                                       \
+                kq_pairs512(&u, qq, sv);                                                    \
+                kq_dot512(&u, qq, sv, xq, bs, dA, &acc[s], &accm[s]);                       \
             }                                                                               \
         }                                                                                   \
         for (int s = 0; s < 2; s++)                                                         \
