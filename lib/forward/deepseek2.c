@@ -732,6 +732,18 @@ static void attend_rows_heads(const float *q, uint32_t nh, const float *rows, ui
     }
 }
 
+/* The end of nh heads' online softmax: each accumulator (acc + h*d_c) divided by its sum
+ * (ml[2h + 1]). */
+static void normalise_heads(float *acc, const float *ml, uint32_t nh, uint32_t d_c)
+{
+    for (uint32_t h = 0; h < nh; h++) {
+        const float inv = 1.0f / ml[2 * h + 1];
+        float *a = acc + (size_t)h * d_c;
+        for (uint32_t c = 0; c < d_c; c++)
+            a[c] *= inv;
+    }
+}
+
 /* Attention over the cache for T tokens at p0.. (rows of this chunk already written).
  * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, group of up to
  * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
@@ -773,12 +785,7 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
             const int64_t j0 = (int64_t)t * H + h0;
             attend_rows_heads(qc + (size_t)j0 * W, nh, base, 0, pos + 1, W, d_c, scale,
                               ml + 2 * j0, ctx + (size_t)j0 * d_c);
-            for (int64_t j = j0; j < j0 + nh; j++) {
-                float *acc = ctx + (size_t)j * d_c;
-                const float inv = 1.0f / ml[2 * j + 1];
-                for (uint32_t c = 0; c < d_c; c++)
-                    acc[c] *= inv;
-            }
+            normalise_heads(ctx + (size_t)j0 * d_c, ml + 2 * j0, nh, d_c);
         }
         return;
     }
@@ -801,12 +808,7 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
                 attend_rows_heads(qc + (size_t)j0 * W, nh, kseg, g0, e - g0, W, d_c, scale,
                                   ml + 2 * j0, ctx + (size_t)j0 * d_c);
                 if (e == pos + 1) /* the job's last key: normalise */
-                    for (int64_t j = j0; j < j0 + nh; j++) {
-                        float *acc = ctx + (size_t)j * d_c;
-                        const float inv = 1.0f / ml[2 * j + 1];
-                        for (uint32_t c = 0; c < d_c; c++)
-                            acc[c] *= inv;
-                    }
+                    normalise_heads(ctx + (size_t)j0 * d_c, ml + 2 * j0, nh, d_c);
             }
         }
     }
