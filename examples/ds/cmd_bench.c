@@ -37,7 +37,7 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: ds bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEAT] [--json]\n"
-            "                [--precision f32|bf16] [--load mmap|read|hugepages]\n"
+            "                [--precision f32|bf16] [--load mmap|read|hugepages] [--repack]\n"
             "                [--kv-type f32|f16|bf16] [--batch N[,N...]] [--batch-prompt 64]\n"
             "                [--session-size] [--no-probe] [--bw-mib 1024]\n\n"
             "Measure prefill (one prompt of -p random tokens, after a warm-up prefill of another\n"
@@ -47,7 +47,9 @@ static void help(FILE *f)
             "  --batch N,...    also batched decode with N sessions (ds_session_step_batch), each\n"
             "                   after a prompt of --batch-prompt tokens; tokens/s over sessions\n"
             "  --session-size   session file size (ds_session_save_buffer, zstd) after the\n"
-            "                   prompt and after decoding, and the growth per 1,000 tokens\n");
+            "                   prompt and after decoding, and the growth per 1,000 tokens\n"
+            "  --repack         with --load read|hugepages, repack the weights for the 16-row\n"
+            "                   decode kernels (ds_model_params.repack = DS_REPACK_WEIGHTS)\n");
 }
 
 static double now_s(void)
@@ -521,7 +523,7 @@ int ds_cmd_bench(int argc, char **argv)
     long n_prompt = 512, n_gen = 128, repeat = 1, batch_prompt = 64, bw_mib = 1024;
     int threads = 2, n_batches = 0;
     long batches[32];
-    bool json = false, probe = true, sess_size = false;
+    bool json = false, probe = true, sess_size = false, repack = false;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -556,6 +558,8 @@ int ds_cmd_bench(int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--no-probe") == 0) {
             probe = false;
+        } else if (strcmp(argv[i], "--repack") == 0) {
+            repack = true;
         } else if (strcmp(argv[i], "--session-size") == 0) {
             sess_size = true;
         } else {
@@ -579,6 +583,7 @@ int ds_cmd_bench(int argc, char **argv)
     mp.precision = strcmp(prec, "f32") == 0 ? DS_PRECISION_F32 : DS_PRECISION_FAST;
     mp.n_threads = threads;
     mp.load_mode = (uint32_t)lm;
+    mp.repack = repack ? DS_REPACK_WEIGHTS : DS_REPACK_NONE;
     double tl0 = now_s();
     ds_model *m = NULL;
     ds_status s = ds_model_open(&m, model_path, &mp);
@@ -734,7 +739,7 @@ int ds_cmd_bench(int argc, char **argv)
     if (json) {
         printf("{\"model\": ");
         json_str(stdout, model_path);
-        printf(", \"threads\": %d, \"precision\": \"%s\", \"load\": \"%s\", \"load_s\": %.3f"
+        printf(", \"threads\": %d, \"precision\": \"%s\", \"load\": \"%s\", \"repack\": %s, \"load_s\": %.3f"
                ", \"n_prompt\": %ld, \"n_gen\": %ld, \"repeat\": %ld, \"prefill_tps\": %.3f"
                ", \"prefill_tps_first\": %.3f, \"warmup_prefill_tps\": %.3f, \"decode_tps\": %.3f"
                ", \"ttft_ms\": %.3f, \"peak_rss_bytes\": %" PRIu64
@@ -746,7 +751,7 @@ int ds_cmd_bench(int argc, char **argv)
                ", \"prefill_peak_fraction\": %.4f"
                ", \"kv_type\": \"%s\", \"kv_bytes_per_token\": %" PRIu64
                ", \"session_bytes\": %" PRIu64,
-               threads, prec, load, load_s, n_prompt, produced, repeat, prefill_tps,
+               threads, prec, load, repack ? "true" : "false", load_s, n_prompt, produced, repeat, prefill_tps,
                n_prompt / first_prefill, n_prompt / warm_prefill_s, decode_tps, ttft_ms,
                peak_rss, wbytes, bw, bw_kernel, frac, flops_tok, prefill_gflops, pk.gflops,
                pk.inplace_gflops, pk.m, pk.k, pk.n, pfrac, kvt, kvb, session_bytes);
@@ -767,8 +772,8 @@ int ds_cmd_bench(int argc, char **argv)
     } else {
         printf("model            %s (%s, %u layers, %" PRIu64 " params)\n", model_path,
                in.architecture, in.n_layer, in.n_params);
-        printf("threads          %d, precision %s, load %s (%.2f s)\n", threads, prec, load,
-               load_s);
+        printf("threads          %d, precision %s, load %s%s (%.2f s)\n", threads, prec, load,
+               repack ? " --repack" : "", load_s);
         printf("prefill          %ld tokens: %.2f tokens/s (best of %ld; first %.2f, warm-up "
                "%.2f)\n", n_prompt, prefill_tps, repeat, n_prompt / first_prefill,
                n_prompt / warm_prefill_s);

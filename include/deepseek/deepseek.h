@@ -178,6 +178,18 @@ typedef enum ds_load_mode {
     DS_LOAD_HUGEPAGES = 2    /**< read into anonymous memory advised for transparent huge pages */
 } ds_load_mode;
 
+/** Whether weights are repacked at load into a layout for the CPU's decode kernels. */
+typedef enum ds_repack {
+    DS_REPACK_NONE = 0,      /**< keep the file's layout (the default) */
+    DS_REPACK_WEIGHTS = 1    /**< with DS_LOAD_READ or DS_LOAD_HUGEPAGES, on CPUs with
+                                  AVX512-VNNI: convert the matrices that are only read whole
+                                  (not attention kv_b, token embeddings, router) of the types
+                                  with 16-row kernels, in place (no extra memory; one pass at
+                                  open). DS_LOAD_MMAP never repacks: the mapping stays shared
+                                  with the page cache. Experimental: BENCHMARKS.md has what it
+                                  gains */
+} ds_repack;
+
 /** Element type of the KV cache. */
 typedef enum ds_kv_type {
     DS_KV_F32 = 0,
@@ -208,6 +220,8 @@ typedef struct ds_model_params {
     ds_abort_fn abort_fn;      /**< polled while the file is read: nonzero cancels the open
                                     (DS_ERR_CANCELLED); NULL = none */
     void *abort_user_data;     /**< passed to abort_fn */
+    uint32_t repack;           /**< a ds_repack; default DS_REPACK_NONE. Results agree with
+                                    DS_REPACK_NONE to f32 rounding (sums in another order) */
 } ds_model_params;
 
 /**

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- version ---------------------------------------------------------------------------- */
@@ -86,6 +87,13 @@ ds_status ds_params_copy(void *dst, size_t dst_size, const void *src, const char
     return DS_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* ---- params ----------------------------------------------------------------------------- */
 
 ds_status ds_model_default_params(ds_model_params *params, size_t struct_size)
@@ -105,6 +113,7 @@ ds_status ds_model_default_params(ds_model_params *params, size_t struct_size)
     d.log_level = DS_LOG_WARN;
     d.log_fn = NULL;
     d.log_user_data = NULL;
+    d.repack = DS_REPACK_NONE;
     memset(params, 0, struct_size < sizeof d ? struct_size : sizeof d);
     memcpy(params, &d, struct_size < sizeof d ? struct_size : sizeof d);
     return DS_OK;
@@ -128,6 +137,8 @@ ds_status ds_model_open(ds_model **out, const char *path, const ds_model_params 
     }
     if (p.load_mode > DS_LOAD_HUGEPAGES)
         return ds_err_thread(DS_ERR_INVALID_ARG, "ds_model_open: unknown load_mode %u", p.load_mode);
+    if (p.repack > DS_REPACK_WEIGHTS)
+        return ds_err_thread(DS_ERR_INVALID_ARG, "ds_model_open: unknown repack %u", p.repack);
     if (p.precision > DS_PRECISION_F32)
         return ds_err_thread(DS_ERR_INVALID_ARG, "ds_model_open: unknown precision %u", p.precision);
     if (p.n_threads < 0)
@@ -168,6 +179,19 @@ ds_status ds_model_open(ds_model **out, const char *path, const ds_model_params 
         s = ds_mm_create(&m->mm, m->n_threads, (int)p.precision, &err);
         if (s != DS_OK)
             goto fail;
+        if (p.repack == DS_REPACK_WEIGHTS && p.load_mode != DS_LOAD_MMAP) {
+            uint64_t nt = 0, nb = 0;
+            double t0 = now_s();
+            s = ds_model_data_repack(&m->data, m->map.base, m->map.base_len, m->n_threads, &nt,
+                                     &nb, &err);
+            if (s != DS_OK) {
+                ds_err_prefix(&err, "%s", path);
+                goto fail;
+            }
+            if (nt)
+                ds_log(&m->logger, DS_LOG_INFO, "repacked %llu tensors (%.1f MB) in %.0f ms",
+                       (unsigned long long)nt, (double)nb / 1e6, (now_s() - t0) * 1e3);
+        }
     }
     gguf_str name;
     if (gguf_get_str(&m->gguf, "general.name", &name, NULL) == DS_OK) {

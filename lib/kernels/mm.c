@@ -104,6 +104,8 @@ typedef struct mm_slot {
     size_t pcap;
     void *dbuf;                      /* dense output of a tile (copied into Y) */
     size_t dcap;
+    void *ubuf;                      /* R16 weights restored to rows (a tile, or per thread) */
+    size_t ucap;
     struct mm_slot *next;
 } mm_slot;
 
@@ -190,6 +192,7 @@ static void slot_destroy(mm_slot *s)
     free(s->wbuf);
     free(s->pbuf);
     free(s->dbuf);
+    free(s->ubuf);
     free(s);
 }
 
@@ -668,6 +671,20 @@ static ds_status out_tile_nomem(ds_err *err, const ds_weight *W, int64_t M, int6
                       "%lld", W->name ? W->name : "?", (long long)M, (long long)N);
 }
 
+/* The rows [0, rows) of an R16 weight from wt (a group boundary; rows % 16 == 0) restored to
+ * row-major blocks in slot->ubuf, for the paths that read rows. False: out of memory. */
+static bool r16_rows(const ds_weight *W, mm_slot *slot, const char *wt, int64_t rows, int64_t K)
+{
+    const size_t rb = W->row_bytes, gb = 16 * rb;
+    if (!buf_reserve(&slot->ubuf, &slot->ucap, (size_t)rows * rb))
+        return false;
+    char *u = slot->ubuf;
+    MM_OMP("omp parallel for schedule(static)")
+    for (int64_t g = 0; g < rows / 16; g++)
+        ds_r16_unpack_group(W->type, wt + (size_t)g * gb, K, u + (size_t)g * gb, rb);
+    return true;
+}
+
 static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *W,
                           const char *wbase, int64_t N, int64_t K, const float *X, int64_t M,
                           int64_t ldx, float *Y, int64_t ldy, bool use_bf16,
@@ -752,6 +769,16 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
                 break;
             }
             const char *wt = wbase + (size_t)n * W->row_bytes;
+            if (W->layout == DS_LAYOUT_R16) {
+                if (!r16_rows(W, slot, wt, nn, K)) {
+                    cache_put(mm, p);
+                    rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': weight "
+                                    "rows of %lld x %lld", W->name ? W->name : "?",
+                                    (long long)nn, (long long)K);
+                    break;
+                }
+                wt = slot->ubuf;
+            }
             if (p->blocked)
                 dequant_tile_packed(isa, tk, wt, W->row_bytes, nn, K, slot->wbuf, slot->pbuf);
             else
@@ -792,6 +819,46 @@ static void split_rows(const float *y, int64_t N, int t, int nt, int64_t *r0, in
     *r1 = split_bound(a0, units, N, t + 1, nt);
 }
 
+/* mm_gemv for an R16 weight (wbase at a group boundary, N % 16 == 0): the threads share the
+ * groups out evenly. With an R16 kernel (r16: FAST precision, AVX512-VNNI) the groups are read
+ * in place; otherwise each group is restored to rows in the thread's part of slot->ubuf and
+ * given to the row kernels (q8, or f32 when q8 is NULL). */
+static ds_status mm_gemv_r16(const ds_weight *W, const char *wbase, int64_t N, int64_t K,
+                             const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
+                             ds_r16_gemv_fn r16, ds_gemv_q8_fn q8, ds_gemv_f32_fn f32,
+                             mm_slot *slot, const ds_qact *xa, const int32_t *xsum, int nt,
+                             ds_err *err)
+{
+    const size_t rb = W->row_bytes, gb = 16 * rb;
+    const int64_t G = N / 16;
+    if (!r16 && !buf_reserve(&slot->ubuf, &slot->ucap, (size_t)nt * gb))
+        return ds_err_set(err, DS_ERR_NO_MEMORY, "GEMV with tensor '%s': out of memory",
+                          W->name ? W->name : "?");
+    MM_OMP("omp parallel num_threads(nt) if (nt > 1)")
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        const int64_t g0 = G * t / team, g1 = G * (t + 1) / team;
+        if (r16) {
+            if (g1 > g0)
+                r16(wbase + (size_t)g0 * gb, g1 - g0, K, xa, xsum, (int)M, Y + g0 * 16, ldy);
+        } else {
+            char *u = (char *)slot->ubuf + (size_t)t * gb;
+            for (int64_t g = g0; g < g1; g++) {
+                ds_r16_unpack_group(W->type, wbase + (size_t)g * gb, K, u, rb);
+                if (q8)
+                    q8(u, rb, 16, K, xa, (int)M, Y + g * 16, ldy);
+                else
+                    f32(u, rb, 16, K, X, ldx, (int)M, Y + g * 16, ldy);
+            }
+        }
+    }
+    return DS_OK;
+}
+
 /* Y (M x N) = X * W^T with the GEMV kernels, M <= a few rows. */
 static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *W,
                          const char *wbase, int64_t N, int64_t K, const float *X, int64_t M,
@@ -800,16 +867,29 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
     ds_isa isa = ds_mm_isa(mm);
     ds_gemv_q8_fn q8 = mm->precision == DS_PRECISION_FAST ? ds_pick_gemv_q8(tk, isa) : NULL;
     ds_gemv_f32_fn f32 = ds_pick_gemv_f32(tk, isa);
+    const bool r16_layout = W->layout == DS_LAYOUT_R16;
+    ds_r16_gemv_fn r16 = r16_layout && q8 ? ds_r16_gemv(W->type, isa) : NULL;
+    /* the R16 Q8_0/Q5_0 kernels also take the activation's block sums, after it in xbuf */
+    const bool xs = r16 && (W->type == DS_GGML_Q8_0 || W->type == DS_GGML_Q5_0);
     mm_slot *slot = NULL;
     ds_qact xa = {0};
-    if (q8) {
+    const int32_t *xsum = NULL;
+    if (q8 || r16_layout) {
         slot = slot_get(mm);
-        if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap, ds_qact_size(tk->act, M, K))) {
+        const size_t qa = q8 ? (ds_qact_size(tk->act, M, K) + 63) / 64 * 64 : 0;
+        const size_t need = qa + (xs ? (size_t)M * (size_t)(K / 32) * sizeof(int32_t) : 0);
+        if (!slot || (need && !buf_reserve(&slot->xbuf, &slot->xcap, need))) {
             slot_put(mm, slot);
             return ds_err_set(err, DS_ERR_NO_MEMORY, "GEMV with tensor '%s': out of memory",
                               W->name ? W->name : "?");
         }
-        ds_qact_quantize(isa, tk->act, X, M, ldx, K, slot->xbuf, &xa);
+        if (q8)
+            ds_qact_quantize(isa, tk->act, X, M, ldx, K, slot->xbuf, &xa);
+        if (xs) {
+            int32_t *s = (int32_t *)((char *)slot->xbuf + qa);
+            ds_r16_xsum(&xa, K, (int)M, s);
+            xsum = s;
+        }
     }
     size_t row_bytes = W->row_bytes;
     int nt = mm->n_threads;
@@ -817,6 +897,12 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
         nt = 1;
     if (nt > (N + 15) / 16)
         nt = (int)((N + 15) / 16);
+    if (r16_layout) {
+        ds_status rc = mm_gemv_r16(W, wbase, N, K, X, M, ldx, Y, ldy, r16, q8, f32, slot, &xa,
+                                   xsum, nt, err);
+        slot_put(mm, slot);
+        return rc;
+    }
     MM_OMP("omp parallel num_threads(nt) if (nt > 1)")
     {
         int t = 0, team = 1;
@@ -891,6 +977,15 @@ ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t 
         return ds_err_set(err, DS_ERR_INVALID_ARG,
                           "matmul with tensor '%s': rows [%lld, %lld) not within [0, %lld)",
                           name, (long long)n0, (long long)n1, (long long)N);
+    if (W->layout == DS_LAYOUT_R16 &&
+        (!ds_r16_type(W->type) || N % 16 || n0 % 16 || n1 % 16))
+        return ds_err_set(err, DS_ERR_INVALID_ARG,
+                          "matmul with tensor '%s': rows [%lld, %lld) of %lld are not whole "
+                          "groups of the 16-row layout (type %s)", name, (long long)n0,
+                          (long long)n1, (long long)N, ds_ggml_type_name(W->type));
+    if (W->layout != DS_LAYOUT_ROWS && W->layout != DS_LAYOUT_R16)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "matmul with tensor '%s': unknown layout %u",
+                          name, W->layout);
     if (M < 0)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "matmul with tensor '%s': M = %lld", name,
                           (long long)M);

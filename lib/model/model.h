@@ -26,7 +26,13 @@ typedef struct ds_weight {
     size_t row_bytes;        /* bytes of one ne[0] row */
     size_t nbytes;
     const void *data;
+    uint32_t layout;         /* DS_LAYOUT_ROWS (ggml's), or DS_LAYOUT_R16 (repacked at load) */
 } ds_weight;
+
+/* ds_weight.layout. R16: groups of 16 rows interleaved for the decode GEMV (lib/kernels/
+ * repack.c); only ds_mm reads such a weight (ds_mm_run_rows with ranges on 16-row bounds). */
+#define DS_LAYOUT_ROWS 0u
+#define DS_LAYOUT_R16 1u
 
 /* deepseek2 hyperparameters (V2, V2-Lite, V3, R1). */
 typedef struct ds2_hparams {
@@ -112,6 +118,11 @@ typedef struct ds_model_data {
  * architecture name is read and no tensor is required. On failure `md` is left empty. */
 ds_status ds_model_data_load(ds_model_data *md, const gguf_file *f, bool vocab_only, ds_err *err);
 void ds_model_data_free(ds_model_data *md);
+/* Repack the qualifying matrices of a model loaded into the writable anonymous memory
+ * [base, base + base_len) into the R16 layout, in place, with n_threads threads
+ * (repack_weights.c). Counts what it converted. Fails only when out of memory. */
+ds_status ds_model_data_repack(ds_model_data *md, void *base, size_t base_len, int n_threads,
+                               uint64_t *n_tensors, uint64_t *n_bytes, ds_err *err);
 
 /* Softmax scale of MLA attention: mscale^2 / sqrt(d_n + d_r) (§2.4). */
 float ds2_attn_scale(const ds2_hparams *hp);

@@ -96,8 +96,22 @@ int main(int argc, char **argv)
                     w[c * stride + b + 1] = 0x20;   /* f16 d in a sane range */
         ds_weight W = {.name = "bench", .type = types[ti], .ne = {K, N, 1, 1}, .row_bytes = rb,
                        .nbytes = bytes, .data = w};
-        for (int prec = 0; prec <= 1; prec++)
+        /* lay 1: the same weights repacked into the R16 layout (FAST precision only) */
+        const int lays = ds_r16_type(types[ti]) && N % 16 == 0 &&
+                         ds_r16_gemv(types[ti], ds_isa_best()) ? 2 : 1;
+        uint8_t *scr = malloc(16 * rb);
+        for (int lay = 0; lay < lays; lay++)
+        for (int prec = 0; prec <= 1 - lay; prec++)
             for (int nt = 1; nt <= 2; nt++) {
+                if (lay == 1 && prec == 0 && nt == 1) {
+                    for (int c = 0; c < copies; c++)
+                        for (int64_t g = 0; g < N / 16; g++) {
+                            uint8_t *gp = w + (size_t)c * stride + (size_t)g * 16 * rb;
+                            memcpy(scr, gp, 16 * rb);
+                            ds_r16_pack_group(types[ti], scr, rb, K, gp);
+                        }
+                    W.layout = DS_LAYOUT_R16;
+                }
                 ds_mm *mm;
                 ds_err err;
                 if (ds_mm_create(&mm, nt, prec, &err) != DS_OK) {
@@ -117,12 +131,14 @@ int main(int argc, char **argv)
                         if (rep > 0 && t < best[warm])   /* the first run warms up */
                             best[warm] = t;
                     }
-                printf("%-5s %-4s %d thread%s: cold %6.2f GB/s (%.2f ms)  warm %6.2f GB/s  "
-                       "[%.1f MB]\n", tr->name, prec == DS_PRECISION_FAST ? "fast" : "f32", nt,
+                printf("%-5s %-4s%s %d thread%s: cold %6.2f GB/s (%.2f ms)  warm %6.2f GB/s  "
+                       "[%.1f MB]\n", tr->name, prec == DS_PRECISION_FAST ? "fast" : "f32",
+                       lay ? " r16" : "", nt,
                        nt > 1 ? "s" : " ", (double)bytes / best[0] / 1e9, best[0] * 1e3,
                        (double)bytes / best[1] / 1e9, (double)bytes / 1e6);
                 ds_mm_free(mm);
             }
+        free(scr);
         if (ti == ntypes - 1)
             for (int nt = 1; nt <= 2; nt++)
                 printf("plain read  %d thread%s: %6.2f GB/s (1.5 GB buffer)\n", nt,

@@ -66,6 +66,11 @@ CONFIGS = {
 }
 
 
+# configurations also run step by step with and without the R16 repacking (Q4_K, Q5_0 and
+# Q8_0, Q6_K matrices among them)
+REPACK_CONFIGS = {"q4km-lite-split", "legacy"}
+
+
 def _need_tools():
     for p in (DS, CHECK):
         if not p.exists():
@@ -114,3 +119,19 @@ def test_quantized_model_logits(tmp_path, name):
     cmin = check_approx(name + " (fast path)", fast, ref, ties)
     print(f"{name}: f32 max|Δ| {err:.3g} (tol {tol:.3g}); fast min cosine {cmin:.6f}, "
           f"{int(ties.sum())} near-tie positions excluded; {chk.stdout.strip()}")
+
+    if name in REPACK_CONFIGS:
+        # one token per step (the decode GEMVs), the file's layout and the R16 layout
+        # (ds_model_params.repack; on a CPU without AVX512-VNNI nothing is repacked and the two
+        # runs are the same path): both within the fast-path criteria, and within 1e-4 of the
+        # logit range of each other (the R16 kernels sum the same exact block products in
+        # another order)
+        steps, _ = ds_logits(DS, quant, tokens, "bf16", extra=("--batch", "1", "--load", "read"))
+        r16, _ = ds_logits(DS, quant, tokens, "bf16",
+                           extra=("--batch", "1", "--load", "read", "--repack"))
+        check_approx(name + " (decode steps)", steps, ref, ties)
+        check_approx(name + " (decode steps, repacked)", r16, ref, ties)
+        span = np.max(ref) - np.min(ref)
+        d = np.max(np.abs(r16 - steps))
+        assert d <= 1e-4 * span, f"{name}: repacked vs rows max |Δ| {d:.3g} > {1e-4 * span:.3g}"
+        print(f"{name}: decode steps, repacked vs rows max |Δ| {d:.3g}")

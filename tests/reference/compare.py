@@ -75,10 +75,11 @@ def check_approx(name, got, ref, mask=None):
     return float(cos[~mask].min()) if (~mask).any() else 1.0
 
 
-def ds_logits(ds, model, tokens, precision, threads=2):
-    """(logits [n_tokens, n_vocab] float64, n_vocab) from `ds logits --all`."""
+def ds_logits(ds, model, tokens, precision, threads=2, extra=()):
+    """(logits [n_tokens, n_vocab] float64, n_vocab) from `ds logits --all` (plus `extra`
+    options)."""
     r = subprocess.run([str(ds), "logits", "-m", str(model), "--tokens", ",".join(map(str, tokens)),
-                        "--all", "--precision", precision, "-t", str(threads)],
+                        "--all", "--precision", precision, "-t", str(threads), *extra],
                        check=True, capture_output=True, text=True)
     j = json.loads(r.stdout)
     return np.asarray(j["logits"], dtype=np.float64), j["n_vocab"]

@@ -165,6 +165,7 @@ ds_status = enum("ds_status")
 ds_log_level = enum("ds_log_level")
 ds_load_mode = enum("ds_load_mode")
 ds_precision = enum("ds_precision")
+ds_repack = enum("ds_repack")
 ds_gating = enum("ds_gating")
 ds_rope_scaling = enum("ds_rope_scaling")
 ds_meta_type = enum("ds_meta_type")
@@ -194,6 +195,7 @@ class ds_model_params(Structure):
         ("progress_user_data", c_void_p),
         ("abort_fn", ds_abort_fn),
         ("abort_user_data", c_void_p),
+        ("repack", c_uint32),
     ]
 
 

@@ -136,9 +136,11 @@ class Model:
     """An open model file (GGUF).
 
     ``Model(path, *, load_mode='mmap', n_threads=0, precision='fast', vocab_only=False,
-    log=None, log_level='warn')``
+    log=None, log_level='warn', repack=False)``
 
     - ``load_mode``: 'mmap' (default), 'read' or 'hugepages' (or a LoadMode);
+    - ``repack``: with 'read' or 'hugepages', repack the weights for the 16-row decode kernels
+      (ds_model_params.repack = DS_REPACK_WEIGHTS; experimental);
     - ``n_threads``: compute threads, 0 = all online CPUs;
     - ``precision``: 'fast' (bf16 matmuls where supported) or 'f32' (or a Precision);
     - ``vocab_only``: read only the tokenizer metadata, bind no weights (any architecture);
@@ -157,7 +159,8 @@ class Model:
 
     def __init__(self, path: Union[str, bytes, "os.PathLike[Any]"], *, load_mode="mmap",
                  n_threads: int = 0, precision="fast", vocab_only: bool = False,
-                 log: Optional[Callable[[LogLevel, str], Any]] = None, log_level="warn"):
+                 log: Optional[Callable[[LogLevel, str], Any]] = None, log_level="warn",
+                 repack: bool = False):
         self._handle = None
         self._lock = threading.RLock()
         # Every ctypes callback ever handed to the library stays referenced until close: a
@@ -177,6 +180,7 @@ class Model:
             raise TypeError("n_threads must be an int")
         params.n_threads = n_threads
         params.vocab_only = 1 if vocab_only else 0
+        params.repack = 1 if repack else 0
         params.log_level = _enum_arg(LogLevel, log_level, "log_level")
         if log is not None:
             if not callable(log):
