@@ -155,7 +155,7 @@ bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int n
 
 /* ---- R16: 16 rows interleaved (repack.c) ----------------------------------------------- */
 
-/* True for the types with an R16 layout (Q8_0, Q5_0, Q4_K, Q6_K). */
+/* True for the types with an R16 layout (Q5_0, Q4_K). */
 bool ds_r16_type(uint32_t type);
 /* 16 rows of k elements (row_bytes apart) -> one R16 group of 16 * row_bytes bytes at dst
  * (not overlapping the rows), and back. */
@@ -163,7 +163,7 @@ void ds_r16_pack_group(uint32_t type, const void *rows, size_t row_bytes, int64_
 void ds_r16_unpack_group(uint32_t type, const void *group, int64_t k, void *rows,
                          size_t row_bytes);
 /* GEMV over ng R16 groups at w: y[m][16g + r] for m < nx, activation rows as for
- * DS_GEMV_Q8_PARAMS (the type's act kind); xsum: Q8_0/Q5_0 only, the int32 sum of each block of
+ * DS_GEMV_Q8_PARAMS (the type's act kind); xsum: Q5_0 only, the int32 sum of each block of
  * 32 activation quants, nx rows of k/32 (ds_r16_xsum). */
 typedef void (*ds_r16_gemv_fn)(const void *w, int64_t ng, int64_t k, const ds_qact *xa,
                                const int32_t *xsum, int nx, float *y, int64_t ldy);

@@ -869,8 +869,8 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
     ds_gemv_f32_fn f32 = ds_pick_gemv_f32(tk, isa);
     const bool r16_layout = W->layout == DS_LAYOUT_R16;
     ds_r16_gemv_fn r16 = r16_layout && q8 ? ds_r16_gemv(W->type, isa) : NULL;
-    /* the R16 Q8_0/Q5_0 kernels also take the activation's block sums, after it in xbuf */
-    const bool xs = r16 && (W->type == DS_GGML_Q8_0 || W->type == DS_GGML_Q5_0);
+    /* the R16 Q5_0 kernel also takes the activation's block sums, after it in xbuf */
+    const bool xs = r16 && W->type == DS_GGML_Q5_0;
     mm_slot *slot = NULL;
     ds_qact xa = {0};
     const int32_t *xsum = NULL;

@@ -1,7 +1,7 @@
 /*
  * lib/kernels/repack.c — the R16 weight layout: 16 rows interleaved, for the decode GEMV.
  *
- * Owns: the layout of each repackable type (Q8_0, Q5_0, Q4_K, Q6_K), its in-place conversion
+ * Owns: the layout of each repackable type (Q5_0, Q4_K), its in-place conversion
  * from and to ggml's row-major blocks, and the AVX512-VNNI GEMV kernels that read it.
  *
  * Why: the row-major GEMVs spend most of their work on per-row horizontal sums, per-block
@@ -16,24 +16,22 @@
  * conversion is done in place. Group g holds rows 16g .. 16g+15; inside it block b of the 16
  * rows is at b * 16 * block_bytes, laid out as below ("quad q of row r at o + 64q + 4r": bytes
  * 4q .. 4q+3 of that field of row r).
- *   Q8_0 (544 B):  [0,32) d of rows 0..15 (f16); [32,544) qs quad q (0..7) at 32 + 64q + 4r,
- *                  each byte XOR 0x80 (w + 128 as u8: the vpdpbusd operand).
  *   Q5_0 (352 B):  [0,32) d; [32,96) the 32 high bits of row r as one dword at 32 + 4r,
  *                  permuted so that bit 8c + i is the high bit of element 4i + c;
  *                  [96,352) qs quad q (0..3) at 96 + 64q + 4r.
  *   Q4_K (2304 B): [0,32) d; [32,64) dmin; [64,256) the 12 scale bytes as planes: byte j of
  *                  row r at 64 + 16j + r; [256,2304) qs quad q (0..31) at 256 + 64q + 4r.
- *   Q6_K (3360 B): [0,32) d; [32,288) scale j of row r at 32 + 16j + r; [288,3360) four
- *                  chunks of 768 bytes in the order the kernel reads them (q6_ql_src): chunk
- *                  c (n = c/2, a0 = 4(c%2)) holds the ql quads 16n + a0 + a, the ql quads
- *                  16n + 8 + a0 + a and the qh quads 8n + a0 + a, for a < 4, rows at 4r.
  * The conversion back (ds_r16_unpack_group) restores the original bytes exactly; mm.c uses it
  * for every path that has no R16 kernel (f32 precision, lower ISA levels, oneDNN tiles).
  *
- * Arithmetic. Products are exact int32 sums per block (Q8_0, Q5_0) or per sub-block (K-quants)
+ * Arithmetic. Products are exact int32 sums per block (Q5_0) or per sub-block (Q4_K)
  * as in the row-major kernels, scaled in f32 per block; only the order of the f32 additions
  * over blocks differs (lane-wise here), so results agree with the row-major GEMV to f32
  * rounding (tests/kernels/test_repack.c).
+ *
+ * Measured (BENCHMARKS.md, 2-core AMD EPYC VM): from DRAM the R16 Q5_0 GEMV streams ~2.4x and
+ * Q4_K ~1.2x the row-major ones; R16 kernels for Q8_0 and Q6_K (commit d9d993d) were slower
+ * from DRAM than the row-major multi-stream ones and were removed.
  */
 #include "kernels/kernels_impl.h"
 #include "format/ggml_types.h"
@@ -50,51 +48,24 @@
 
 /* quad q of row r of a field `len` bytes long at offset `o` of each row's block, to/from the
  * interleaved field at `dst` */
-static void quads_in(uint8_t *dst, const uint8_t *const src[R], size_t o, size_t len, uint8_t x)
+static void quads_in(uint8_t *dst, const uint8_t *const src[R], size_t o, size_t len)
 {
-    const uint32_t x4 = 0x01010101u * x;
     for (size_t q = 0; q < len / 4; q++)
         for (int r = 0; r < R; r++) {
             uint32_t v;
             memcpy(&v, src[r] + o + 4 * q, 4);
-            v ^= x4;
             memcpy(dst + 64 * q + 4 * (size_t)r, &v, 4);
         }
 }
 
-static void quads_out(uint8_t *const dst[R], const uint8_t *src, size_t o, size_t len, uint8_t x)
+static void quads_out(uint8_t *const dst[R], const uint8_t *src, size_t o, size_t len)
 {
-    const uint32_t x4 = 0x01010101u * x;
     for (size_t q = 0; q < len / 4; q++)
         for (int r = 0; r < R; r++) {
             uint32_t v;
             memcpy(&v, src + 64 * q + 4 * (size_t)r, 4);
-            v ^= x4;
             memcpy(dst[r] + o + 4 * q, &v, 4);
         }
-}
-
-/* one quad: bytes o .. o+3 of each row <-> 64 bytes at dst (row r at 4r) */
-static void quad1_in(uint8_t *dst, const uint8_t *const src[R], size_t o)
-{
-    for (int r = 0; r < R; r++)
-        memcpy(dst + 4 * r, src[r] + o, 4);
-}
-
-static void quad1_out(uint8_t *const dst[R], const uint8_t *src, size_t o)
-{
-    for (int r = 0; r < R; r++)
-        memcpy(dst[r] + o, src + 4 * r, 4);
-}
-
-/* Q6_K quads in the order the kernel reads them: chunk c (n = c / 2, a0 = 4 (c % 2)) at
- * 288 + 768c holds ql quads 16n + a0 + a, then ql quads 16n + 8 + a0 + a, then qh quads
- * 8n + a0 + a (a < 4), 64 bytes each */
-static size_t q6_ql_src(int c, int part, int a)
-{
-    const int n = c / 2, a0 = 4 * (c % 2);
-    return part == 2 ? (size_t)(128 + 4 * (8 * n + a0 + a))
-                     : (size_t)(4 * (16 * n + 8 * part + a0 + a));
 }
 
 /* byte j (j < n) of a field at offset o of each row -> plane j (16 bytes) at dst */
@@ -161,29 +132,17 @@ static uint32_t q5_qh_out(uint32_t h)
 static void blk_pack(uint32_t type, const uint8_t *const s[R], uint8_t *d)
 {
     switch (type) {
-    case DS_GGML_Q8_0:
-        halfs_in(d, s, 0);
-        quads_in(d + 32, s, 2, 32, 0x80);
-        break;
     case DS_GGML_Q5_0:
         halfs_in(d, s, 0);
         for (int r = 0; r < R; r++)
             wr32(d + 32 + 4 * r, q5_qh_in(rd32(s[r] + 2)));
-        quads_in(d + 96, s, 6, 16, 0);
+        quads_in(d + 96, s, 6, 16);
         break;
     case DS_GGML_Q4_K:
         halfs_in(d, s, 0);
         halfs_in(d + 32, s, 2);
         planes_in(d + 64, s, 4, 12);
-        quads_in(d + 256, s, 16, 128, 0);
-        break;
-    case DS_GGML_Q6_K:
-        halfs_in(d, s, 208);
-        planes_in(d + 32, s, 192, 16);
-        for (int c = 0; c < 4; c++)
-            for (int part = 0; part < 3; part++)
-                for (int a = 0; a < 4; a++)
-                    quad1_in(d + 288 + 768 * c + 256 * part + 64 * a, s, q6_ql_src(c, part, a));
+        quads_in(d + 256, s, 16, 128);
         break;
     default:
         break;
@@ -193,29 +152,17 @@ static void blk_pack(uint32_t type, const uint8_t *const s[R], uint8_t *d)
 static void blk_unpack(uint32_t type, const uint8_t *s, uint8_t *const d[R])
 {
     switch (type) {
-    case DS_GGML_Q8_0:
-        halfs_out(d, s, 0);
-        quads_out(d, s + 32, 2, 32, 0x80);
-        break;
     case DS_GGML_Q5_0:
         halfs_out(d, s, 0);
         for (int r = 0; r < R; r++)
             wr32(d[r] + 2, q5_qh_out(rd32(s + 32 + 4 * r)));
-        quads_out(d, s + 96, 6, 16, 0);
+        quads_out(d, s + 96, 6, 16);
         break;
     case DS_GGML_Q4_K:
         halfs_out(d, s, 0);
         halfs_out(d, s + 32, 2);
         planes_out(d, s + 64, 4, 12);
-        quads_out(d, s + 256, 16, 128, 0);
-        break;
-    case DS_GGML_Q6_K:
-        halfs_out(d, s, 208);
-        planes_out(d, s + 32, 192, 16);
-        for (int c = 0; c < 4; c++)
-            for (int part = 0; part < 3; part++)
-                for (int a = 0; a < 4; a++)
-                    quad1_out(d, s + 288 + 768 * c + 256 * part + 64 * a, q6_ql_src(c, part, a));
+        quads_out(d, s + 256, 16, 128);
         break;
     default:
         break;
@@ -251,8 +198,7 @@ void ds_r16_unpack_group(uint32_t type, const void *group, int64_t k, void *rows
 
 bool ds_r16_type(uint32_t type)
 {
-    return type == DS_GGML_Q8_0 || type == DS_GGML_Q5_0 || type == DS_GGML_Q4_K ||
-           type == DS_GGML_Q6_K;
+    return type == DS_GGML_Q5_0 || type == DS_GGML_Q4_K;
 }
 
 /* ---- AVX512-VNNI GEMV kernels ------------------------------------------------------------ */
@@ -287,29 +233,6 @@ VNNI DS_INLINE void r16_prefetch(const uint8_t *p, size_t bytes)
 {
     for (size_t o = 0; o < bytes; o += 64)
         __builtin_prefetch(p + R16_PF + o, 0, 3);
-}
-
-/* Q8_0: 8 vpdpbusd on w + 128 starting from -128 * sum(x) (xsum: per block). */
-VNNI DS_INLINE void q8_0_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa,
-                             const int32_t *xsum, int NX, __m512 *acc)
-{
-    const int64_t nb = k / 32;
-    r16_prefetch(p, 544);
-    __m512i v[8];
-    for (int q = 0; q < 8; q++)
-        v[q] = _mm512_loadu_si512(p + 32 + 64 * q);
-    const __m512 d = h16(p);
-    for (int m = 0; m < NX; m++) {
-        const int8_t *xq = xa->q + m * k + b * 32;
-        __m512i s0 = _mm512_set1_epi32(-128 * xsum[m * nb + b]);
-        __m512i s1 = _mm512_setzero_si512();
-        for (int q = 0; q < 8; q += 2) {
-            s0 = _mm512_dpbusd_epi32(s0, v[q], XB(xq, q));
-            s1 = _mm512_dpbusd_epi32(s1, v[q + 1], XB(xq, q + 1));
-        }
-        const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(xa->d[m * nb + b]));
-        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), dd, acc[m]);
-    }
 }
 
 /* Q5_0: u = nibble | high bit << 4 (0..31), from -16 * sum(x). */
@@ -411,63 +334,6 @@ VNNI DS_INLINE void q4_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
     }
 }
 
-/* Q6_K: u (0..63) from the ql nibbles and the qh 2-bit fields; sub-block s (16 elements)
- * summed from -32 * (x sum of s); isum = sum_s sc_s * that. For half n and a < 8, ql quads
- * 16n + a (L1) and 16n + 8 + a (L2) and qh quad 8n + a give the x dwords 32n + a + {0, 8, 16,
- * 24} in the sub-blocks 8n + a/4 + {0, 2, 4, 6}. */
-VNNI DS_INLINE void q6_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa,
-                             const int32_t *xsum, int NX, __m512 *acc)
-{
-    (void)xsum;
-    const int64_t nb = k / 256;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
-    __m512i isum[4];
-    for (int m = 0; m < NX; m++)
-        isum[m] = _mm512_setzero_si512();
-    for (int n = 0; n < 2; n++) {
-        for (int a0 = 0; a0 < 8; a0 += 4) { /* sub-blocks 8n + a0/4 + {0, 2, 4, 6} */
-            const uint8_t *ch = p + 288 + 768 * (2 * n + a0 / 4);
-            r16_prefetch(ch, 768);
-            __m512i L1[4], L2[4], H[4];
-            for (int a = 0; a < 4; a++) {
-                L1[a] = _mm512_loadu_si512(ch + 64 * a);
-                L2[a] = _mm512_loadu_si512(ch + 256 + 64 * a);
-                H[a] = _mm512_loadu_si512(ch + 512 + 64 * a);
-            }
-            for (int f = 0; f < 4; f++) {
-                __m512i u[4];
-                for (int a = 0; a < 4; a++) {
-                    const __m512i L = f & 1 ? L2[a] : L1[a];
-                    const __m512i lo = f < 2 ? L : _mm512_srli_epi16(L, 4);
-                    const __m512i hb = f == 0 ? _mm512_slli_epi16(H[a], 4)
-                                     : f == 1 ? _mm512_slli_epi16(H[a], 2)
-                                     : f == 2 ? H[a] : _mm512_srli_epi16(H[a], 2);
-                    u[a] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hb, m2));
-                }
-                const int s = 8 * n + a0 / 4 + 2 * f;
-                const __m512i scv =
-                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 32 + 16 * s)));
-                for (int m = 0; m < NX; m++) {
-                    const int8_t *xq = xa->q + m * k + b * 256 + 16 * s;
-                    const int16_t bs = xa->bsums[m * (k / 16) + b * 16 + s];
-                    __m512i t0 = _mm512_set1_epi32(-32 * bs);
-                    __m512i t1 = _mm512_setzero_si512();
-                    t0 = _mm512_dpbusd_epi32(t0, u[0], XB(xq, 0));
-                    t1 = _mm512_dpbusd_epi32(t1, u[1], XB(xq, 1));
-                    t0 = _mm512_dpbusd_epi32(t0, u[2], XB(xq, 2));
-                    t1 = _mm512_dpbusd_epi32(t1, u[3], XB(xq, 3));
-                    isum[m] = _mm512_add_epi32(isum[m],
-                                               _mm512_mullo_epi32(scv, _mm512_add_epi32(t0, t1)));
-                }
-            }
-        }
-    }
-    const __m512 d = h16(p);
-    for (int m = 0; m < NX; m++)
-        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]),
-                                 _mm512_mul_ps(d, _mm512_set1_ps(xa->d[m * nb + b])), acc[m]);
-}
-
 /* S streams over ng groups of nb blocks of BB bytes (the last ng % S groups one at a time). */
 #define R16_DRIVER(BLK, BB, EB, S, NX)                                                      \
     do {                                                                                    \
@@ -497,12 +363,6 @@ VNNI DS_INLINE void q6_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
         }                                                                                   \
     } while (0)
 
-VNNI DS_INLINE void q8_0_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
-                               const int32_t *xsum, int NX, float *y, int64_t ldy)
-{
-    R16_DRIVER(q8_0_blk, 544, 32, 4, NX);
-}
-
 VNNI DS_INLINE void q5_0_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
                                const int32_t *xsum, int NX, float *y, int64_t ldy)
 {
@@ -513,12 +373,6 @@ VNNI DS_INLINE void q4_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds
                                const int32_t *xsum, int NX, float *y, int64_t ldy)
 {
     R16_DRIVER(q4_k_blk, 2304, 256, 4, NX);
-}
-
-VNNI DS_INLINE void q6_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
-                               const int32_t *xsum, int NX, float *y, int64_t ldy)
-{
-    R16_DRIVER(q6_k_blk, 3360, 256, 4, NX);
 }
 
 /* NX as a constant 1..4 for each kernel; more activation rows run in passes of four. */
@@ -543,14 +397,10 @@ VNNI DS_INLINE void q6_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds
         }                                                                                   \
     }
 
-#define CALL_Q8_0(N) q8_0_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
 #define CALL_Q5_0(N) q5_0_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
 #define CALL_Q4_K(N) q4_k_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
-#define CALL_Q6_K(N) q6_k_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
-VNNI R16_ENTRY(q8_0, CALL_Q8_0)
 VNNI R16_ENTRY(q5_0, CALL_Q5_0)
 VNNI R16_ENTRY(q4_k, CALL_Q4_K)
-VNNI R16_ENTRY(q6_k, CALL_Q6_K)
 
 #endif /* DS_KERNELS_X86 */
 
@@ -560,10 +410,8 @@ ds_r16_gemv_fn ds_r16_gemv(uint32_t type, ds_isa isa)
     if (isa < DS_ISA_AVX512 || !ds_cpu_get()->avx512vnni)
         return NULL;
     switch (type) {
-    case DS_GGML_Q8_0: return q8_0_r16;
     case DS_GGML_Q5_0: return q5_0_r16;
     case DS_GGML_Q4_K: return q4_k_r16;
-    case DS_GGML_Q6_K: return q6_k_r16;
     default: return NULL;
     }
 #else

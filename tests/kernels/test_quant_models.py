@@ -66,8 +66,8 @@ CONFIGS = {
 }
 
 
-# configurations also run step by step with and without the R16 repacking (Q4_K, Q5_0 and
-# Q8_0, Q6_K matrices among them)
+# configurations also run step by step with and without the R16 repacking (Q4_K and Q5_0
+# matrices among them)
 REPACK_CONFIGS = {"q4km-lite-split", "legacy"}
 
 
