@@ -45,7 +45,8 @@ class RoutingRecorder(Deepseek2):
             gs = g.max(-1) if self.group_score == "max" else np.sort(g, -1)[..., -2:].sum(-1)
             order = np.argsort(-gs, -1, kind="stable")
             gsorted = np.take_along_axis(gs, order, -1)
-            tie |= (gsorted[:, self.topk_group - 1] - gsorted[:, self.topk_group]) < TIE_FRACTION * span
+            if self.topk_group < self.n_group:
+                tie |= (gsorted[:, self.topk_group - 1] - gsorted[:, self.topk_group]) < TIE_FRACTION * span
             # the top-k is chosen among the experts of the kept groups only
             kept = np.zeros((T, self.n_group), dtype=bool)
             np.put_along_axis(kept, order[:, :self.topk_group], True, -1)
