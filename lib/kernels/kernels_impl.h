@@ -155,12 +155,12 @@ bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int n
 
 /* ---- R16: 16 rows interleaved (repack.c) ----------------------------------------------- */
 
-/* True for the types with an R16 layout (Q5_0, Q4_K). */
+/* True for the types with an R16 layout (Q5_0, Q4_K, Q6_K). */
 bool ds_r16_type(uint32_t type);
 /* 16 rows of k elements (row_bytes apart) -> one R16 group of 16 * row_bytes bytes at dst
- * (not overlapping the rows), and back. */
+ * (not overlapping the rows), and back (the same bytes at every ISA level). */
 void ds_r16_pack_group(uint32_t type, const void *rows, size_t row_bytes, int64_t k, void *dst);
-void ds_r16_unpack_group(uint32_t type, const void *group, int64_t k, void *rows,
+void ds_r16_unpack_group(ds_isa isa, uint32_t type, const void *group, int64_t k, void *rows,
                          size_t row_bytes);
 /* GEMV over ng R16 groups at w: y[m][16g + r] for m < nx, activation rows as for
  * DS_GEMV_Q8_PARAMS (the type's act kind); xsum: Q5_0 only, the int32 sum of each block of

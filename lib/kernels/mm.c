@@ -61,6 +61,9 @@
 #define MM_TILE_BYTES (4u << 20)     /* bound of a dequantized weight tile */
 #define MM_GEMV_MIN_BYTES (128u << 10) /* below: one thread (fork/join costs more) */
 #define PACK_CHUNK_MAX 256           /* K-chunk of dequant_tile_packed (elements) */
+/* per-thread scratch of dequant_tile_packed: 16 rows x PACK_CHUNK_MAX f32, then room for the
+ * chunk's 16 quantized rows restored from R16 (at most 16 x 2 x PACK_CHUNK_MAX bytes) */
+#define PACK_SCR_FLOATS (16 * PACK_CHUNK_MAX + 8 * PACK_CHUNK_MAX)
 /* Batches up to this many rows use the GEMV kernels (weights read once per 4 rows) instead
  * of oneDNN. Measured on a 2-core Sapphire Rapids VM (2048 x 1408 weights): oneDNN on
  * in-place BF16 (AMX) wins from ~5 rows; dequantized tiles (F16, Q8_0) cost a fixed ~0.17 ns
@@ -596,12 +599,13 @@ static void dequant_tile(ds_isa isa, const ds_type_kernels *tk, bool to_bf16, co
  * 16 rows is done in K-chunks of C elements (whole blocks and whole 32-k slices, C <=
  * PACK_CHUNK_MAX, so that the f32 scratch of 16 x C stays in L1): dequantized into the
  * thread's scratch (scr: 16 x PACK_CHUNK_MAX floats per thread), then rounded and packed
- * (pack_bf16.c), while the same chunk of the next group is prefetched. Measured on one core
+ * (pack_bf16.c), while the same chunk of the next group is prefetched. R16 weights (r16):
+ * the chunk's blocks of the 16 rows are first restored to rows in the scratch's tail. Measured on one core
  * (Q8_0, 2048-wide rows from DRAM): 5.5 G weights/s with whole rows and no prefetch, 11-12
  * with 128-256 chunks and the prefetch. */
 static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const char *w,
                                 size_t row_bytes, int64_t rows, int64_t K, void *out,
-                                void *scr)
+                                void *scr, bool r16)
 {
     ds_to_f32_fn f32 = ds_pick_to_f32(tk, isa);
     const int64_t be = tk->block_elems;
@@ -615,7 +619,9 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        float *sc = (float *)scr + (size_t)tid * 16 * PACK_CHUNK_MAX;
+        float *sc = (float *)scr + (size_t)tid * PACK_SCR_FLOATS;
+        /* R16 weights: the chunk's blocks of the 16 rows restored after the f32 scratch */
+        char *ur = (char *)(sc + 16 * PACK_CHUNK_MAX);
         uint16_t *dst = (uint16_t *)out + (size_t)(s / 4) * (size_t)K * 64;
         if (tk->type == DS_GGML_Q8_0) {
             const int64_t r0 = s * 16, nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16);
@@ -626,6 +632,22 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
         }
         for (int64_t c = 0; c < K; c += C) {
             const size_t off = (size_t)(c / be) * tk->block_bytes, cb = (size_t)(C / be) * tk->block_bytes;
+            if (r16) { /* rows % 16 == 0: group s is whole or padding; its blocks c/be.. are
+                        * 16 * cb bytes at 16 * off */
+                const char *g = w + (size_t)s * 16 * row_bytes + 16 * off;
+                if (s * 16 >= rows) {
+                    memset(sc, 0, (size_t)(16 * C) * sizeof(float));
+                } else {
+                    if ((s + 1) * 16 < rows)
+                        for (size_t o = 0; o < 16 * cb; o += 64)
+                            __builtin_prefetch(g + 16 * row_bytes + o, 0, 3);
+                    ds_r16_unpack_group(isa, tk->type, g, C, ur, cb);
+                    for (int64_t i = 0; i < 16; i++)
+                        f32(ur + (size_t)i * cb, sc + i * C, C);
+                }
+                ds_pack_f32_bf16_16rows(isa, sc, C, C, dst + (c / 32) * 2048, (int)(s % 4));
+                continue;
+            }
             for (int64_t i = 0; i < 16; i++) {
                 const int64_t r = s * 16 + i;
                 if (r + 16 < rows) {
@@ -673,7 +695,8 @@ static ds_status out_tile_nomem(ds_err *err, const ds_weight *W, int64_t M, int6
 
 /* The rows [0, rows) of an R16 weight from wt (a group boundary; rows % 16 == 0) restored to
  * row-major blocks in slot->ubuf, for the paths that read rows. False: out of memory. */
-static bool r16_rows(const ds_weight *W, mm_slot *slot, const char *wt, int64_t rows, int64_t K)
+static bool r16_rows(ds_isa isa, const ds_weight *W, mm_slot *slot, const char *wt, int64_t rows,
+                     int64_t K)
 {
     const size_t rb = W->row_bytes, gb = 16 * rb;
     if (!buf_reserve(&slot->ubuf, &slot->ucap, (size_t)rows * rb))
@@ -681,7 +704,7 @@ static bool r16_rows(const ds_weight *W, mm_slot *slot, const char *wt, int64_t 
     char *u = slot->ubuf;
     MM_OMP("omp parallel for schedule(static)")
     for (int64_t g = 0; g < rows / 16; g++)
-        ds_r16_unpack_group(W->type, wt + (size_t)g * gb, K, u + (size_t)g * gb, rb);
+        ds_r16_unpack_group(isa, W->type, wt + (size_t)g * gb, K, u + (size_t)g * gb, rb);
     return true;
 }
 
@@ -746,8 +769,8 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
         }
         const int64_t ntp = pack ? (nt + 63) / 64 * 64 : nt; /* rows with the padding */
         if (!buf_reserve(&slot->wbuf, &slot->wcap, (size_t)ntp * K * es) ||
-            (pack && !buf_reserve(&slot->pbuf, &slot->pcap, (size_t)mm->n_threads * 16 *
-                                                                PACK_CHUNK_MAX * sizeof(float)))) {
+            (pack && !buf_reserve(&slot->pbuf, &slot->pcap, (size_t)mm->n_threads *
+                                                                PACK_SCR_FLOATS * sizeof(float)))) {
             rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': weight tile of "
                             "%lld x %lld", W->name ? W->name : "?", (long long)nt, (long long)K);
             goto out;
@@ -769,8 +792,8 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
                 break;
             }
             const char *wt = wbase + (size_t)n * W->row_bytes;
-            if (W->layout == DS_LAYOUT_R16) {
-                if (!r16_rows(W, slot, wt, nn, K)) {
+            if (W->layout == DS_LAYOUT_R16 && !p->blocked) {
+                if (!r16_rows(isa, W, slot, wt, nn, K)) {
                     cache_put(mm, p);
                     rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': weight "
                                     "rows of %lld x %lld", W->name ? W->name : "?",
@@ -780,7 +803,8 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
                 wt = slot->ubuf;
             }
             if (p->blocked)
-                dequant_tile_packed(isa, tk, wt, W->row_bytes, nn, K, slot->wbuf, slot->pbuf);
+                dequant_tile_packed(isa, tk, wt, W->row_bytes, nn, K, slot->wbuf, slot->pbuf,
+                                    W->layout == DS_LAYOUT_R16);
             else
                 dequant_tile(isa, tk, use_bf16, wt, W->row_bytes, nn, K, slot->wbuf);
             rc = mm_exec_prim(mm, slot, p, &key, src, slot->wbuf, D, W, st_out, err);
@@ -823,8 +847,8 @@ static void split_rows(const float *y, int64_t N, int t, int nt, int64_t *r0, in
  * groups out evenly. With an R16 kernel (r16: FAST precision, AVX512-VNNI) the groups are read
  * in place; otherwise each group is restored to rows in the thread's part of slot->ubuf and
  * given to the row kernels (q8, or f32 when q8 is NULL). */
-static ds_status mm_gemv_r16(const ds_weight *W, const char *wbase, int64_t N, int64_t K,
-                             const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
+static ds_status mm_gemv_r16(ds_isa isa, const ds_weight *W, const char *wbase, int64_t N,
+                             int64_t K, const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
                              ds_r16_gemv_fn r16, ds_gemv_q8_fn q8, ds_gemv_f32_fn f32,
                              mm_slot *slot, const ds_qact *xa, const int32_t *xsum, int nt,
                              ds_err *err)
@@ -848,7 +872,7 @@ static ds_status mm_gemv_r16(const ds_weight *W, const char *wbase, int64_t N, i
         } else {
             char *u = (char *)slot->ubuf + (size_t)t * gb;
             for (int64_t g = g0; g < g1; g++) {
-                ds_r16_unpack_group(W->type, wbase + (size_t)g * gb, K, u, rb);
+                ds_r16_unpack_group(isa, W->type, wbase + (size_t)g * gb, K, u, rb);
                 if (q8)
                     q8(u, rb, 16, K, xa, (int)M, Y + g * 16, ldy);
                 else
@@ -898,7 +922,7 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
     if (nt > (N + 15) / 16)
         nt = (int)((N + 15) / 16);
     if (r16_layout) {
-        ds_status rc = mm_gemv_r16(W, wbase, N, K, X, M, ldx, Y, ldy, r16, q8, f32, slot, &xa,
+        ds_status rc = mm_gemv_r16(isa, W, wbase, N, K, X, M, ldx, Y, ldy, r16, q8, f32, slot, &xa,
                                    xsum, nt, err);
         slot_put(mm, slot);
         return rc;

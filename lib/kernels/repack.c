@@ -1,7 +1,7 @@
 /*
  * lib/kernels/repack.c — the R16 weight layout: 16 rows interleaved, for the decode GEMV.
  *
- * Owns: the layout of each repackable type (Q5_0, Q4_K), its in-place conversion
+ * Owns: the layout of each repackable type (Q5_0, Q4_K, Q6_K), its in-place conversion
  * from and to ggml's row-major blocks, and the AVX512-VNNI GEMV kernels that read it.
  *
  * Why: the row-major GEMVs spend most of their work on per-row horizontal sums, per-block
@@ -21,17 +21,21 @@
  *                  [96,352) qs quad q (0..3) at 96 + 64q + 4r.
  *   Q4_K (2304 B): [0,32) d; [32,64) dmin; [64,256) the 12 scale bytes as planes: byte j of
  *                  row r at 64 + 16j + r; [256,2304) qs quad q (0..31) at 256 + 64q + 4r.
+ *   Q6_K (3360 B): [0,32) d; [32,288) scale j of row r at 32 + 16j + r; [288,3360) four
+ *                  chunks of 768 bytes in the order the kernel reads them (q6_ql_src): chunk
+ *                  c (n = c/2, a0 = 4(c%2)) holds the ql quads 16n + a0 + a, the ql quads
+ *                  16n + 8 + a0 + a and the qh quads 8n + a0 + a, for a < 4, rows at 4r.
  * The conversion back (ds_r16_unpack_group) restores the original bytes exactly; mm.c uses it
  * for every path that has no R16 kernel (f32 precision, lower ISA levels, oneDNN tiles).
  *
- * Arithmetic. Products are exact int32 sums per block (Q5_0) or per sub-block (Q4_K)
+ * Arithmetic. Products are exact int32 sums per block (Q5_0) or per sub-block (K-quants)
  * as in the row-major kernels, scaled in f32 per block; only the order of the f32 additions
  * over blocks differs (lane-wise here), so results agree with the row-major GEMV to f32
  * rounding (tests/kernels/test_repack.c).
  *
- * Measured (BENCHMARKS.md, 2-core AMD EPYC VM): from DRAM the R16 Q5_0 GEMV streams ~2.4x and
- * Q4_K ~1.2x the row-major ones; R16 kernels for Q8_0 and Q6_K (commit d9d993d) were slower
- * from DRAM than the row-major multi-stream ones and were removed.
+ * Measured (BENCHMARKS.md, 2-core AMD EPYC VM, one stream per thread): from DRAM the R16 Q5_0
+ * GEMV streams ~1.8x, Q4_K ~1.2x and Q6_K ~1.0-1.2x the row-major ones; an R16 Q8_0 kernel
+ * (commit d9d993d) was no faster than the four-stream row-major one and was removed.
  */
 #include "kernels/kernels_impl.h"
 #include "format/ggml_types.h"
@@ -66,6 +70,63 @@ static void quads_out(uint8_t *const dst[R], const uint8_t *src, size_t o, size_
             memcpy(&v, src + 64 * q + 4 * (size_t)r, 4);
             memcpy(dst[r] + o + 4 * q, &v, 4);
         }
+}
+
+#if DS_KERNELS_X86
+/* Four consecutive quads (256 bytes at src) -> bytes o .. o+15 of each row: within each
+ * 128-bit lane the four quads hold rows 4L .. 4L+3, and a 4 x 4 dword transpose per lane puts
+ * row 4L+i's 16 bytes in lane L of t[i]. ~5x fewer instructions than the scalar copies (the
+ * restore runs for every dequantized tile of a prefill). */
+DS_TARGET_AVX512 static void quads4_out_avx512(uint8_t *const dst[R], const uint8_t *src,
+                                               size_t o)
+{
+    const __m512i v0 = _mm512_loadu_si512(src), v1 = _mm512_loadu_si512(src + 64);
+    const __m512i v2 = _mm512_loadu_si512(src + 128), v3 = _mm512_loadu_si512(src + 192);
+    const __m512i a = _mm512_unpacklo_epi32(v0, v1), b = _mm512_unpackhi_epi32(v0, v1);
+    const __m512i c = _mm512_unpacklo_epi32(v2, v3), d = _mm512_unpackhi_epi32(v2, v3);
+    __m512i t[4];
+    t[0] = _mm512_unpacklo_epi64(a, c);
+    t[1] = _mm512_unpackhi_epi64(a, c);
+    t[2] = _mm512_unpacklo_epi64(b, d);
+    t[3] = _mm512_unpackhi_epi64(b, d);
+    for (int i = 0; i < 4; i++) {
+        _mm_storeu_si128((__m128i *)(dst[i] + o), _mm512_castsi512_si128(t[i]));
+        _mm_storeu_si128((__m128i *)(dst[4 + i] + o), _mm512_extracti32x4_epi32(t[i], 1));
+        _mm_storeu_si128((__m128i *)(dst[8 + i] + o), _mm512_extracti32x4_epi32(t[i], 2));
+        _mm_storeu_si128((__m128i *)(dst[12 + i] + o), _mm512_extracti32x4_epi32(t[i], 3));
+    }
+}
+#endif
+
+/* quads_out for len a multiple of 16, with the AVX-512 transpose where the CPU has it */
+static void quads_out_fast(ds_isa isa, uint8_t *const dst[R], const uint8_t *src, size_t o,
+                           size_t len)
+{
+#if DS_KERNELS_X86
+    if (isa >= DS_ISA_AVX512) {
+        for (size_t q = 0; q < len / 4; q += 4)
+            quads4_out_avx512(dst, src + 64 * q, o + 4 * q);
+        return;
+    }
+#endif
+    quads_out(dst, src, o, len);
+}
+
+/* one quad: bytes o .. o+3 of each row -> 64 bytes at dst (row r at 4r) */
+static void quad1_in(uint8_t *dst, const uint8_t *const src[R], size_t o)
+{
+    for (int r = 0; r < R; r++)
+        memcpy(dst + 4 * r, src[r] + o, 4);
+}
+
+/* Q6_K quads in the order the kernel reads them: chunk c (n = c / 2, a0 = 4 (c % 2)) at
+ * 288 + 768c holds ql quads 16n + a0 + a, then ql quads 16n + 8 + a0 + a, then qh quads
+ * 8n + a0 + a (a < 4), 64 bytes each */
+static size_t q6_ql_src(int c, int part, int a)
+{
+    const int n = c / 2, a0 = 4 * (c % 2);
+    return part == 2 ? (size_t)(128 + 4 * (8 * n + a0 + a))
+                     : (size_t)(4 * (16 * n + 8 * part + a0 + a));
 }
 
 /* byte j (j < n) of a field at offset o of each row -> plane j (16 bytes) at dst */
@@ -144,25 +205,40 @@ static void blk_pack(uint32_t type, const uint8_t *const s[R], uint8_t *d)
         planes_in(d + 64, s, 4, 12);
         quads_in(d + 256, s, 16, 128);
         break;
+    case DS_GGML_Q6_K:
+        halfs_in(d, s, 208);
+        planes_in(d + 32, s, 192, 16);
+        for (int c = 0; c < 4; c++)
+            for (int part = 0; part < 3; part++)
+                for (int a = 0; a < 4; a++)
+                    quad1_in(d + 288 + 768 * c + 256 * part + 64 * a, s, q6_ql_src(c, part, a));
+        break;
     default:
         break;
     }
 }
 
-static void blk_unpack(uint32_t type, const uint8_t *s, uint8_t *const d[R])
+static void blk_unpack(ds_isa isa, uint32_t type, const uint8_t *s, uint8_t *const d[R])
 {
     switch (type) {
     case DS_GGML_Q5_0:
         halfs_out(d, s, 0);
         for (int r = 0; r < R; r++)
             wr32(d[r] + 2, q5_qh_out(rd32(s + 32 + 4 * r)));
-        quads_out(d, s + 96, 6, 16);
+        quads_out_fast(isa, d, s + 96, 6, 16);
         break;
     case DS_GGML_Q4_K:
         halfs_out(d, s, 0);
         halfs_out(d, s + 32, 2);
         planes_out(d, s + 64, 4, 12);
-        quads_out(d, s + 256, 16, 128);
+        quads_out_fast(isa, d, s + 256, 16, 128);
+        break;
+    case DS_GGML_Q6_K:
+        halfs_out(d, s, 208);
+        planes_out(d, s + 32, 192, 16);
+        for (int c = 0; c < 4; c++)
+            for (int part = 0; part < 3; part++)
+                quads_out_fast(isa, d, s + 288 + 768 * c + 256 * part, q6_ql_src(c, part, 0), 16);
         break;
     default:
         break;
@@ -182,9 +258,10 @@ void ds_r16_pack_group(uint32_t type, const void *rows, size_t row_bytes, int64_
     }
 }
 
-void ds_r16_unpack_group(uint32_t type, const void *group, int64_t k, void *rows,
+void ds_r16_unpack_group(ds_isa isa, uint32_t type, const void *group, int64_t k, void *rows,
                          size_t row_bytes)
 {
+    isa = ds_isa_clamp(isa);
     const ds_type_kernels *tk = ds_type_kernels_get(type);
     const int64_t nb = k / tk->block_elems;
     const size_t bb = tk->block_bytes;
@@ -192,13 +269,13 @@ void ds_r16_unpack_group(uint32_t type, const void *group, int64_t k, void *rows
         uint8_t *d[R];
         for (int r = 0; r < R; r++)
             d[r] = (uint8_t *)rows + (size_t)r * row_bytes + (size_t)b * bb;
-        blk_unpack(type, (const uint8_t *)group + (size_t)b * R * bb, d);
+        blk_unpack(isa, type, (const uint8_t *)group + (size_t)b * R * bb, d);
     }
 }
 
 bool ds_r16_type(uint32_t type)
 {
-    return type == DS_GGML_Q5_0 || type == DS_GGML_Q4_K;
+    return type == DS_GGML_Q5_0 || type == DS_GGML_Q4_K || type == DS_GGML_Q6_K;
 }
 
 /* ---- AVX512-VNNI GEMV kernels ------------------------------------------------------------ */
@@ -222,11 +299,8 @@ VNNI static inline __m512 h16(const uint8_t *p)
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* Each kernel is a block body (acc[m] += the block's products for activation rows m < NX)
- * and a driver, R16_DRIVER, that runs S streams: the groups are cut into S contiguous parts
- * and one group of each part is computed at a time, block by block, so that S memory streams
- * are in flight per core (as the row-major GEMVs do with rows, measured +40-50% from DRAM),
- * each prefetched R16_PF bytes ahead. */
+/* Each kernel is a block body (acc[m] += the block's products for activation rows m < NX),
+ * run over the groups by R16_LOOP; the block's bytes R16_PF ahead are prefetched. */
 #define R16_PF 2048
 
 VNNI DS_INLINE void r16_prefetch(const uint8_t *p, size_t bytes)
@@ -334,30 +408,79 @@ VNNI DS_INLINE void q4_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
     }
 }
 
-/* S streams over ng groups of nb blocks of BB bytes (the last ng % S groups one at a time). */
-#define R16_DRIVER(BLK, BB, EB, S, NX)                                                      \
+/* Q6_K: u (0..63) from the ql nibbles and the qh 2-bit fields; sub-block s (16 elements)
+ * summed from -32 * (x sum of s); isum = sum_s sc_s * that. For half n and a < 8, ql quads
+ * 16n + a (L1) and 16n + 8 + a (L2) and qh quad 8n + a give the x dwords 32n + a + {0, 8, 16,
+ * 24} in the sub-blocks 8n + a/4 + {0, 2, 4, 6}. */
+VNNI DS_INLINE void q6_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa,
+                             const int32_t *xsum, int NX, __m512 *acc)
+{
+    (void)xsum;
+    const int64_t nb = k / 256;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
+    __m512i isum[4];
+    for (int m = 0; m < NX; m++)
+        isum[m] = _mm512_setzero_si512();
+    for (int n = 0; n < 2; n++) {
+        for (int a0 = 0; a0 < 8; a0 += 4) { /* sub-blocks 8n + a0/4 + {0, 2, 4, 6} */
+            const uint8_t *ch = p + 288 + 768 * (2 * n + a0 / 4);
+            r16_prefetch(ch, 768);
+            __m512i L1[4], L2[4], H[4];
+            for (int a = 0; a < 4; a++) {
+                L1[a] = _mm512_loadu_si512(ch + 64 * a);
+                L2[a] = _mm512_loadu_si512(ch + 256 + 64 * a);
+                H[a] = _mm512_loadu_si512(ch + 512 + 64 * a);
+            }
+            for (int f = 0; f < 4; f++) {
+                __m512i u[4];
+                for (int a = 0; a < 4; a++) {
+                    const __m512i L = f & 1 ? L2[a] : L1[a];
+                    const __m512i lo = f < 2 ? L : _mm512_srli_epi16(L, 4);
+                    const __m512i hb = f == 0 ? _mm512_slli_epi16(H[a], 4)
+                                     : f == 1 ? _mm512_slli_epi16(H[a], 2)
+                                     : f == 2 ? H[a] : _mm512_srli_epi16(H[a], 2);
+                    u[a] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hb, m2));
+                }
+                const int s = 8 * n + a0 / 4 + 2 * f;
+                const __m512i scv =
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 32 + 16 * s)));
+                for (int m = 0; m < NX; m++) {
+                    const int8_t *xq = xa->q + m * k + b * 256 + 16 * s;
+                    const int16_t bs = xa->bsums[m * (k / 16) + b * 16 + s];
+                    __m512i t0 = _mm512_set1_epi32(-32 * bs);
+                    __m512i t1 = _mm512_setzero_si512();
+                    t0 = _mm512_dpbusd_epi32(t0, u[0], XB(xq, 0));
+                    t1 = _mm512_dpbusd_epi32(t1, u[1], XB(xq, 1));
+                    t0 = _mm512_dpbusd_epi32(t0, u[2], XB(xq, 2));
+                    t1 = _mm512_dpbusd_epi32(t1, u[3], XB(xq, 3));
+                    isum[m] = _mm512_add_epi32(isum[m],
+                                               _mm512_mullo_epi32(scv, _mm512_add_epi32(t0, t1)));
+                }
+            }
+        }
+    }
+    const __m512 d = h16(p);
+    for (int m = 0; m < NX; m++)
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]),
+                                 _mm512_mul_ps(d, _mm512_set1_ps(xa->d[m * nb + b])), acc[m]);
+}
+
+/* The groups one after the other, block by block (one memory stream per thread). Measured
+ * on the 2-core VM, 2 threads from DRAM: several streams (a group from each of 2 or 4 parts
+ * of the range at a time, as the row-major GEMVs interleave rows) made the R16 Q4_K and Q6_K
+ * kernels slower (Q6_K 2048 x 8192: 23-29 GB/s with 2-8 streams, 31 with one), while one
+ * stream leaves them at or above the row-major ones: R16 blocks are long (352-3360 bytes)
+ * runs of one stream already. */
+#define R16_LOOP(BLK, BB, EB, NX)                                                           \
     do {                                                                                    \
-        const int64_t nb_ = k / (EB), q_ = ng / (S);                                        \
-        const size_t gb_ = (size_t)nb_ * (BB);                                              \
-        for (int64_t i_ = 0; i_ < q_; i_++) {                                               \
-            __m512 acc_[S][4];                                                              \
-            for (int s_ = 0; s_ < (S); s_++)                                                \
-                for (int m_ = 0; m_ < (NX); m_++)                                           \
-                    acc_[s_][m_] = _mm512_setzero_ps();                                     \
-            for (int64_t b_ = 0; b_ < nb_; b_++)                                            \
-                for (int s_ = 0; s_ < (S); s_++)                                            \
-                    BLK(w + (size_t)(s_ * q_ + i_) * gb_ + (size_t)b_ * (BB), b_, k, xa,    \
-                        xsum, (NX), acc_[s_]);                                              \
-            for (int s_ = 0; s_ < (S); s_++)                                                \
-                for (int m_ = 0; m_ < (NX); m_++)                                           \
-                    _mm512_storeu_ps(y + m_ * ldy + (s_ * q_ + i_) * R, acc_[s_][m_]);      \
-        }                                                                                   \
-        for (int64_t g_ = (S) * q_; g_ < ng; g_++) {                                        \
+        const int64_t nb_ = k / (EB);                                                       \
+        const uint8_t *p_ = w;                                                              \
+        for (int64_t g_ = 0; g_ < ng; g_++) {                                               \
             __m512 acc_[4];                                                                 \
             for (int m_ = 0; m_ < (NX); m_++)                                               \
                 acc_[m_] = _mm512_setzero_ps();                                             \
-            for (int64_t b_ = 0; b_ < nb_; b_++)                                            \
-                BLK(w + (size_t)g_ * gb_ + (size_t)b_ * (BB), b_, k, xa, xsum, (NX), acc_); \
+            for (int64_t b_ = 0; b_ < nb_; b_++, p_ += (BB))                                \
+                BLK(p_, b_, k, xa, xsum, (NX), acc_);                                       \
             for (int m_ = 0; m_ < (NX); m_++)                                               \
                 _mm512_storeu_ps(y + m_ * ldy + g_ * R, acc_[m_]);                          \
         }                                                                                   \
@@ -366,13 +489,19 @@ VNNI DS_INLINE void q4_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
 VNNI DS_INLINE void q5_0_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
                                const int32_t *xsum, int NX, float *y, int64_t ldy)
 {
-    R16_DRIVER(q5_0_blk, 352, 32, 4, NX);
+    R16_LOOP(q5_0_blk, 352, 32, NX);
 }
 
 VNNI DS_INLINE void q4_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
                                const int32_t *xsum, int NX, float *y, int64_t ldy)
 {
-    R16_DRIVER(q4_k_blk, 2304, 256, 4, NX);
+    R16_LOOP(q4_k_blk, 2304, 256, NX);
+}
+
+VNNI DS_INLINE void q6_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
+                               const int32_t *xsum, int NX, float *y, int64_t ldy)
+{
+    R16_LOOP(q6_k_blk, 3360, 256, NX);
 }
 
 /* NX as a constant 1..4 for each kernel; more activation rows run in passes of four. */
@@ -399,8 +528,10 @@ VNNI DS_INLINE void q4_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds
 
 #define CALL_Q5_0(N) q5_0_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
 #define CALL_Q4_K(N) q4_k_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
+#define CALL_Q6_K(N) q6_k_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
 VNNI R16_ENTRY(q5_0, CALL_Q5_0)
 VNNI R16_ENTRY(q4_k, CALL_Q4_K)
+VNNI R16_ENTRY(q6_k, CALL_Q6_K)
 
 #endif /* DS_KERNELS_X86 */
 
@@ -412,6 +543,7 @@ ds_r16_gemv_fn ds_r16_gemv(uint32_t type, ds_isa isa)
     switch (type) {
     case DS_GGML_Q5_0: return q5_0_r16;
     case DS_GGML_Q4_K: return q4_k_r16;
+    case DS_GGML_Q6_K: return q6_k_r16;
     default: return NULL;
     }
 #else

@@ -1,6 +1,6 @@
 /*
- * tests/kernels/test_repack.c — the R16 layout (lib/kernels/repack.c) of Q5_0 and Q4_K: the
- * conversion and its inverse, the R16 GEMV kernels, and ds_mm_run on R16 weights on
+ * tests/kernels/test_repack.c — the R16 layout (lib/kernels/repack.c) of Q5_0, Q4_K and Q6_K:
+ * the conversion and its inverse, the R16 GEMV kernels, and ds_mm_run on R16 weights on
  * every path (R16 kernel; rows restored for the f32 precision, the lower ISA levels and the
  * oneDNN tiles).
  *
@@ -11,7 +11,8 @@
  *     |y_r16 - y_rows| <= 1e-5 tau (tau = sum_e mag_e |x~_e|, as test_quant.c);
  *   - ds_mm_run on the R16 weight without an R16 kernel gives the same bits as on the rows
  *     (the rows are restored exactly and the same kernels run); with it, the bound above;
- *     batches (oneDNN) the same bits as the rows;
+ *     batches (oneDNN, several tiles, blocked and plain weight layouts) the same bits as the
+ *     rows;
  *   - ranges that are not whole groups are refused with DS_ERR_INVALID_ARG.
  */
 #include <setjmp.h>
@@ -25,7 +26,7 @@
 
 #include "kref_quants.h"
 
-static const uint32_t types[] = {DS_GGML_Q5_0, DS_GGML_Q4_K};
+static const uint32_t types[] = {DS_GGML_Q5_0, DS_GGML_Q4_K, DS_GGML_Q6_K};
 #define N_TYPES (sizeof types / sizeof types[0])
 
 typedef struct rw {
@@ -87,13 +88,15 @@ static void test_roundtrip(void **state)
         /* pack is a permutation of the bytes: not the identity */
         assert_memory_not_equal(w.d_rows, w.d_r16, 16 * rb);
         uint8_t *back = malloc(48 * rb + 32);
-        memset(back, 0xA5, 48 * rb + 32);
-        for (int g = 0; g < 3; g++)
-            ds_r16_unpack_group(t, w.d_r16 + (size_t)g * 16 * rb, K, back + (size_t)g * 16 * rb,
-                                rb);
-        assert_memory_equal(back, w.d_rows, 48 * rb);
-        for (int i = 0; i < 32; i++)
-            assert_int_equal(back[48 * rb + (size_t)i], 0xA5);
+        for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+            memset(back, 0xA5, 48 * rb + 32);
+            for (int g = 0; g < 3; g++)
+                ds_r16_unpack_group((ds_isa)isa, t, w.d_r16 + (size_t)g * 16 * rb, K,
+                                    back + (size_t)g * 16 * rb, rb);
+            assert_memory_equal(back, w.d_rows, 48 * rb);
+            for (int i = 0; i < 32; i++)
+                assert_int_equal(back[48 * rb + (size_t)i], 0xA5);
+        }
         free(back);
         rw_free(&w);
     }
@@ -177,6 +180,8 @@ static void check_mm(uint32_t t, int precision, int threads, ds_isa isa, int64_t
     ds_err err;
     assert_int_equal(ds_mm_create(&mm, threads, precision, &err), DS_OK);
     ds_mm_set_isa(mm, isa);
+    if (M > 8) /* several dequantized tiles (of 64 x threads rows in bf16), the last partial */
+        ds_mm_set_tile_bytes(mm, (size_t)K * 2 * 64 * (size_t)threads);
     const bool has_k16 = precision == DS_PRECISION_FAST && ds_r16_gemv(t, ds_mm_isa(mm));
     const bool gemv = ds_mm_path_of(mm, t, M) <= DS_MM_GEMV_Q8;
     float *x = malloc(sizeof(float) * (size_t)(M * K));
