@@ -34,7 +34,7 @@
  * rounding (tests/kernels/test_repack.c).
  *
  * Measured (BENCHMARKS.md, 2-core AMD EPYC VM, one stream per thread): from DRAM the R16 Q5_0
- * GEMV streams ~1.8x, Q4_K ~1.2x and Q6_K ~1.0-1.2x the row-major ones; an R16 Q8_0 kernel
+ * GEMV streams ~1.3-1.8x, Q4_K ~1.15-1.3x and Q6_K ~1.0x the row-major ones; an R16 Q8_0 kernel
  * (commit d9d993d) was no faster than the four-stream row-major one and was removed.
  */
 #include "kernels/kernels_impl.h"
