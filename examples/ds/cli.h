@@ -30,6 +30,8 @@ void json_strn(FILE *f, const char *s, size_t n);
 int32_t *ds_cli_parse_tokens(const char *list, size_t *n);
 /* "f32" | "f16" | "bf16" → ds_kv_type, -1 otherwise. */
 int ds_cli_parse_kv_type(const char *v);
+/* "mmap" | "read" | "hugepages" → ds_load_mode, -1 otherwise. */
+int ds_cli_parse_load_mode(const char *v);
 
 typedef struct ds_cli_command {
     const char *name;

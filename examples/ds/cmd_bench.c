@@ -569,8 +569,7 @@ int ds_cmd_bench(int argc, char **argv)
         }
     }
     int kv = ds_cli_parse_kv_type(kvt);
-    int lm = strcmp(load, "mmap") == 0 ? DS_LOAD_MMAP : strcmp(load, "read") == 0 ? DS_LOAD_READ
-             : strcmp(load, "hugepages") == 0 ? DS_LOAD_HUGEPAGES : -1;
+    int lm = ds_cli_parse_load_mode(load);
     if (!model_path || n_prompt < 1 || n_gen < 1 || threads < 1 || threads > 64 || kv < 0 ||
         lm < 0 || repeat < 1 || batch_prompt < 1 || bw_mib < 64 ||
         (strcmp(prec, "f32") != 0 && strcmp(prec, "bf16") != 0)) {

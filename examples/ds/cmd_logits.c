@@ -71,6 +71,14 @@ int ds_cli_parse_kv_type(const char *v)
     return -1;
 }
 
+int ds_cli_parse_load_mode(const char *v)
+{
+    if (strcmp(v, "mmap") == 0) return DS_LOAD_MMAP;
+    if (strcmp(v, "read") == 0) return DS_LOAD_READ;
+    if (strcmp(v, "hugepages") == 0) return DS_LOAD_HUGEPAGES;
+    return -1;
+}
+
 int ds_cmd_logits(int argc, char **argv)
 {
     const char *model_path = NULL, *tokens_arg = NULL, *prec = "bf16", *kvt = "f32";
@@ -117,8 +125,7 @@ int ds_cmd_logits(int argc, char **argv)
         return DS_EXIT_USAGE;
     }
     int kv = ds_cli_parse_kv_type(kvt);
-    int lm = strcmp(load, "mmap") == 0 ? DS_LOAD_MMAP : strcmp(load, "read") == 0 ? DS_LOAD_READ
-             : strcmp(load, "hugepages") == 0 ? DS_LOAD_HUGEPAGES : -1;
+    int lm = ds_cli_parse_load_mode(load);
     if (kv < 0 || threads < 0 || lm < 0 || batch < 0) {
         fprintf(stderr, "ds logits: bad --kv-type, --threads, --load or --batch\n");
         return DS_EXIT_USAGE;

@@ -163,13 +163,11 @@ void ds_r16_pack_group(uint32_t type, const void *rows, size_t row_bytes, int64_
 void ds_r16_unpack_group(ds_isa isa, uint32_t type, const void *group, int64_t k, void *rows,
                          size_t row_bytes);
 /* GEMV over ng R16 groups at w: y[m][16g + r] for m < nx, activation rows as for
- * DS_GEMV_Q8_PARAMS (the type's act kind); xsum: Q5_0 only, the int32 sum of each block of
- * 32 activation quants, nx rows of k/32 (ds_r16_xsum). */
-typedef void (*ds_r16_gemv_fn)(const void *w, int64_t ng, int64_t k, const ds_qact *xa,
-                               const int32_t *xsum, int nx, float *y, int64_t ldy);
+ * DS_GEMV_Q8_PARAMS (the type's act kind). */
+typedef void (*ds_r16_gemv_fn)(const void *w, int64_t ng, int64_t k, const ds_qact *xa, int nx,
+                               float *y, int64_t ldy);
 /* The R16 GEMV of `type` at `isa` (AVX512 with VNNI), or NULL. */
 ds_r16_gemv_fn ds_r16_gemv(uint32_t type, ds_isa isa);
-void ds_r16_xsum(const ds_qact *xa, int64_t k, int nx, int32_t *out);
 
 /* ---- matrix products -------------------------------------------------------------------- */
 

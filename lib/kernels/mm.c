@@ -140,6 +140,18 @@ static int omp_enter(int n)
 #endif
 }
 
+/* This thread's number and the team size inside a parallel region (0 and 1 without OpenMP). */
+static inline void omp_team(int *t, int *team)
+{
+#ifdef _OPENMP
+    *t = omp_get_thread_num();
+    *team = omp_get_num_threads();
+#else
+    *t = 0;
+    *team = 1;
+#endif
+}
+
 static void omp_leave(int prev, int n)
 {
 #ifdef _OPENMP
@@ -850,8 +862,7 @@ static void split_rows(const float *y, int64_t N, int t, int nt, int64_t *r0, in
 static ds_status mm_gemv_r16(ds_isa isa, const ds_weight *W, const char *wbase, int64_t N,
                              int64_t K, const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
                              ds_r16_gemv_fn r16, ds_gemv_q8_fn q8, ds_gemv_f32_fn f32,
-                             mm_slot *slot, const ds_qact *xa, const int32_t *xsum, int nt,
-                             ds_err *err)
+                             mm_slot *slot, const ds_qact *xa, int nt, ds_err *err)
 {
     const size_t rb = W->row_bytes, gb = 16 * rb;
     const int64_t G = N / 16;
@@ -860,15 +871,12 @@ static ds_status mm_gemv_r16(ds_isa isa, const ds_weight *W, const char *wbase, 
                           W->name ? W->name : "?");
     MM_OMP("omp parallel num_threads(nt) if (nt > 1)")
     {
-        int t = 0, team = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
+        int t, team;
+        omp_team(&t, &team);
         const int64_t g0 = G * t / team, g1 = G * (t + 1) / team;
         if (r16) {
             if (g1 > g0)
-                r16(wbase + (size_t)g0 * gb, g1 - g0, K, xa, xsum, (int)M, Y + g0 * 16, ldy);
+                r16(wbase + (size_t)g0 * gb, g1 - g0, K, xa, (int)M, Y + g0 * 16, ldy);
         } else {
             char *u = (char *)slot->ubuf + (size_t)t * gb;
             for (int64_t g = g0; g < g1; g++) {
@@ -893,27 +901,17 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
     ds_gemv_f32_fn f32 = ds_pick_gemv_f32(tk, isa);
     const bool r16_layout = W->layout == DS_LAYOUT_R16;
     ds_r16_gemv_fn r16 = r16_layout && q8 ? ds_r16_gemv(W->type, isa) : NULL;
-    /* the R16 Q5_0 kernel also takes the activation's block sums, after it in xbuf */
-    const bool xs = r16 && W->type == DS_GGML_Q5_0;
     mm_slot *slot = NULL;
     ds_qact xa = {0};
-    const int32_t *xsum = NULL;
-    if (q8 || r16_layout) {
+    if (q8 || r16_layout) { /* R16 without an R16 kernel: the slot holds the restored rows */
         slot = slot_get(mm);
-        const size_t qa = q8 ? (ds_qact_size(tk->act, M, K) + 63) / 64 * 64 : 0;
-        const size_t need = qa + (xs ? (size_t)M * (size_t)(K / 32) * sizeof(int32_t) : 0);
-        if (!slot || (need && !buf_reserve(&slot->xbuf, &slot->xcap, need))) {
+        if (!slot || (q8 && !buf_reserve(&slot->xbuf, &slot->xcap, ds_qact_size(tk->act, M, K)))) {
             slot_put(mm, slot);
             return ds_err_set(err, DS_ERR_NO_MEMORY, "GEMV with tensor '%s': out of memory",
                               W->name ? W->name : "?");
         }
         if (q8)
             ds_qact_quantize(isa, tk->act, X, M, ldx, K, slot->xbuf, &xa);
-        if (xs) {
-            int32_t *s = (int32_t *)((char *)slot->xbuf + qa);
-            ds_r16_xsum(&xa, K, (int)M, s);
-            xsum = s;
-        }
     }
     size_t row_bytes = W->row_bytes;
     int nt = mm->n_threads;
@@ -923,17 +921,14 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
         nt = (int)((N + 15) / 16);
     if (r16_layout) {
         ds_status rc = mm_gemv_r16(isa, W, wbase, N, K, X, M, ldx, Y, ldy, r16, q8, f32, slot, &xa,
-                                   xsum, nt, err);
+                                   nt, err);
         slot_put(mm, slot);
         return rc;
     }
     MM_OMP("omp parallel num_threads(nt) if (nt > 1)")
     {
-        int t = 0, team = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
+        int t, team;
+        omp_team(&t, &team);
         int64_t r0, r1;
         split_rows(Y, N, t, team, &r0, &r1);
         if (r1 > r0) {

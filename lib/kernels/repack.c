@@ -29,9 +29,9 @@
  * for every path that has no R16 kernel (f32 precision, lower ISA levels, oneDNN tiles).
  *
  * Arithmetic. Products are exact int32 sums per block (Q5_0) or per sub-block (K-quants)
- * as in the row-major kernels, scaled in f32 per block; only the order of the f32 additions
- * over blocks differs (lane-wise here), so results agree with the row-major GEMV to f32
- * rounding (tests/kernels/test_repack.c).
+ * scaled in f32 per block, and Q5_0's offset comes from the activation's s, as in the
+ * row-major kernels; only the order of the f32 additions differs (lane-wise here), so results
+ * agree with the row-major GEMV to f32 rounding (tests/kernels/test_repack.c).
  *
  * Measured (BENCHMARKS.md, 2-core AMD EPYC VM, one stream per thread): from DRAM the R16 Q5_0
  * GEMV streams ~1.3-1.8x, Q4_K ~1.15-1.3x and Q6_K ~1.0x the row-major ones; an R16 Q8_0 kernel
@@ -309,9 +309,10 @@ VNNI DS_INLINE void r16_prefetch(const uint8_t *p, size_t bytes)
         __builtin_prefetch(p + R16_PF + o, 0, 3);
 }
 
-/* Q5_0: u = nibble | high bit << 4 (0..31), from -16 * sum(x). */
-VNNI DS_INLINE void q5_0_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa,
-                             const int32_t *xsum, int NX, __m512 *acc)
+/* Q5_0: u = nibble | high bit << 4 (0..31); the -16 offset is taken off with the Q8_1
+ * activation's s = d_x * sum(q_x) of the block, as the row-major kernels do (q_legacy.c). */
+VNNI DS_INLINE void q5_0_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa, int NX,
+                             __m512 *acc)
 {
     const int64_t nb = k / 32;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
@@ -332,26 +333,25 @@ VNNI DS_INLINE void q5_0_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
     u[5] = _mm512_or_si512(u[5], _mm512_and_si512(_mm512_srli_epi32(h, 1), b4));
     u[6] = _mm512_or_si512(u[6], _mm512_and_si512(_mm512_srli_epi32(h, 2), b4));
     u[7] = _mm512_or_si512(u[7], _mm512_and_si512(_mm512_srli_epi32(h, 3), b4));
-    const __m512 d = h16(p);
+    const __m512 d = h16(p), d16 = _mm512_mul_ps(d, _mm512_set1_ps(16.0f));
     for (int m = 0; m < NX; m++) {
         const int8_t *xq = xa->q + m * k + b * 32;
-        __m512i s0 = _mm512_set1_epi32(-16 * xsum[m * nb + b]);
-        __m512i s1 = _mm512_setzero_si512();
+        __m512i s0 = _mm512_setzero_si512(), s1 = s0;
         for (int q = 0; q < 8; q += 2) {
             s0 = _mm512_dpbusd_epi32(s0, u[q], XB(xq, q));
             s1 = _mm512_dpbusd_epi32(s1, u[q + 1], XB(xq, q + 1));
         }
         const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(xa->d[m * nb + b]));
         acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), dd, acc[m]);
+        acc[m] = _mm512_fnmadd_ps(d16, _mm512_set1_ps(xa->s[m * nb + b]), acc[m]);
     }
 }
 
 /* Q4_K: sub-block s (32 elements) = nibbles of qs quads 8(s/2) .. +7 (low nibbles for even s,
  * high for odd); isum = sum_s sc_s * dot_s, msum = sum_s m_s * (x sum of sub-block s). */
-VNNI DS_INLINE void q4_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa,
-                             const int32_t *xsum, int NX, __m512 *acc)
+VNNI DS_INLINE void q4_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa, int NX,
+                             __m512 *acc)
 {
-    (void)xsum;
     const int64_t nb = k / 256;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m128i m6 = _mm_set1_epi8(63), l4 = _mm_set1_epi8(0x0F), h2 = _mm_set1_epi8(0x30);
@@ -412,10 +412,9 @@ VNNI DS_INLINE void q4_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
  * summed from -32 * (x sum of s); isum = sum_s sc_s * that. For half n and a < 8, ql quads
  * 16n + a (L1) and 16n + 8 + a (L2) and qh quad 8n + a give the x dwords 32n + a + {0, 8, 16,
  * 24} in the sub-blocks 8n + a/4 + {0, 2, 4, 6}. */
-VNNI DS_INLINE void q6_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa,
-                             const int32_t *xsum, int NX, __m512 *acc)
+VNNI DS_INLINE void q6_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qact *xa, int NX,
+                             __m512 *acc)
 {
-    (void)xsum;
     const int64_t nb = k / 256;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
     __m512i isum[4];
@@ -480,58 +479,33 @@ VNNI DS_INLINE void q6_k_blk(const uint8_t *p, int64_t b, int64_t k, const ds_qa
             for (int m_ = 0; m_ < (NX); m_++)                                               \
                 acc_[m_] = _mm512_setzero_ps();                                             \
             for (int64_t b_ = 0; b_ < nb_; b_++, p_ += (BB))                                \
-                BLK(p_, b_, k, xa, xsum, (NX), acc_);                                       \
+                BLK(p_, b_, k, &xr, (NX), acc_);                                            \
             for (int m_ = 0; m_ < (NX); m_++)                                               \
-                _mm512_storeu_ps(y + m_ * ldy + g_ * R, acc_[m_]);                          \
+                _mm512_storeu_ps(yr + m_ * ldy + g_ * R, acc_[m_]);                         \
         }                                                                                   \
     } while (0)
 
-VNNI DS_INLINE void q5_0_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
-                               const int32_t *xsum, int NX, float *y, int64_t ldy)
-{
-    R16_LOOP(q5_0_blk, 352, 32, NX);
-}
-
-VNNI DS_INLINE void q4_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
-                               const int32_t *xsum, int NX, float *y, int64_t ldy)
-{
-    R16_LOOP(q4_k_blk, 2304, 256, NX);
-}
-
-VNNI DS_INLINE void q6_k_r16_t(const uint8_t *w, int64_t ng, int64_t k, const ds_qact *xa,
-                               const int32_t *xsum, int NX, float *y, int64_t ldy)
-{
-    R16_LOOP(q6_k_blk, 3360, 256, NX);
-}
-
-/* NX as a constant 1..4 for each kernel; more activation rows run in passes of four. */
-#define R16_ENTRY(NAME, CALL)                                                               \
-    static void NAME##_r16(const void *w, int64_t ng, int64_t k, const ds_qact *xa,         \
-                           const int32_t *xsum, int nx, float *y, int64_t ldy)              \
+/* The ds_r16_gemv_fn of a block body: activation rows in passes of four, NX a constant 1..4
+ * in each. */
+#define R16_ENTRY(NAME, BLK, BB, EB)                                                        \
+    VNNI static void NAME(const void *w, int64_t ng, int64_t k, const ds_qact *xa, int nx,  \
+                          float *y, int64_t ldy)                                            \
     {                                                                                       \
-        const uint8_t *wb = w;                                                              \
-        (void)xsum;                                                                         \
         for (int m0 = 0; m0 < nx; m0 += 4) {                                                \
             const ds_qact xr = ds_qact_rows(xa, k, m0);                                     \
-            const ds_qact *xp = &xr;                                                        \
-            const int32_t *xs = xsum ? xsum + (int64_t)m0 * (k / 32) : NULL;                \
             float *yr = y + (int64_t)m0 * ldy;                                              \
-            (void)xs;                                                                       \
             switch (nx - m0 < 4 ? nx - m0 : 4) {                                            \
-            case 1: CALL(1); break;                                                         \
-            case 2: CALL(2); break;                                                         \
-            case 3: CALL(3); break;                                                         \
-            default: CALL(4); break;                                                        \
+            case 1: R16_LOOP(BLK, BB, EB, 1); break;                                        \
+            case 2: R16_LOOP(BLK, BB, EB, 2); break;                                        \
+            case 3: R16_LOOP(BLK, BB, EB, 3); break;                                        \
+            default: R16_LOOP(BLK, BB, EB, 4); break;                                       \
             }                                                                               \
         }                                                                                   \
     }
 
-#define CALL_Q5_0(N) q5_0_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
-#define CALL_Q4_K(N) q4_k_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
-#define CALL_Q6_K(N) q6_k_r16_t(wb, ng, k, xp, xs, N, yr, ldy)
-VNNI R16_ENTRY(q5_0, CALL_Q5_0)
-VNNI R16_ENTRY(q4_k, CALL_Q4_K)
-VNNI R16_ENTRY(q6_k, CALL_Q6_K)
+R16_ENTRY(q5_0_r16, q5_0_blk, 352, 32)
+R16_ENTRY(q4_k_r16, q4_k_blk, 2304, 256)
+R16_ENTRY(q6_k_r16, q6_k_blk, 3360, 256)
 
 #endif /* DS_KERNELS_X86 */
 
@@ -551,17 +525,4 @@ ds_r16_gemv_fn ds_r16_gemv(uint32_t type, ds_isa isa)
     (void)isa;
     return NULL;
 #endif
-}
-
-void ds_r16_xsum(const ds_qact *xa, int64_t k, int nx, int32_t *out)
-{
-    const int64_t nb = k / 32;
-    for (int m = 0; m < nx; m++)
-        for (int64_t b = 0; b < nb; b++) {
-            const int8_t *q = xa->q + m * k + b * 32;
-            int32_t s = 0;
-            for (int i = 0; i < 32; i++)
-                s += q[i];
-            out[m * nb + b] = s;
-        }
 }

@@ -83,10 +83,12 @@ def _make(tmp_path, name, gen_args, q_args, seed=5):
     return quant, ref
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_quantized_model_logits(tmp_path, name):
+def _prepare(tmp_path, name, config):
+    """Make the configuration's quantized file and its F32 copy, check the copy bit for bit
+    and the types present, and run the reference. Returns (quantized file, the dequant-check
+    summary, the reference model, the prompt, the reference logits)."""
     _need_tools()
-    gen_args, q_args, must_have = CONFIGS[name]
+    gen_args, q_args, must_have = config
     quant, ref_file = _make(tmp_path, name, gen_args, q_args)
     chk = subprocess.run([str(CHECK), str(quant), str(ref_file)], capture_output=True, text=True)
     assert chk.returncode == 0, f"{name}: dequantized tensors differ from the reference file:\n" \
@@ -99,6 +101,12 @@ def test_quantized_model_logits(tmp_path, name):
                                      capture_output=True, text=True).stdout)
     tokens = prompt(info["n_vocab"], N_TOKENS)
     ref = np.asarray(ref_model.forward(tokens), dtype=np.float64)
+    return quant, chk.stdout.strip(), ref_model, tokens, ref
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_quantized_model_logits(tmp_path, name):
+    quant, summary, ref_model, tokens, ref = _prepare(tmp_path, name, CONFIGS[name])
 
     got, nv = ds_logits(DS, quant, tokens, "f32")
     assert got.shape == ref.shape == (N_TOKENS, nv)
@@ -113,7 +121,7 @@ def test_quantized_model_logits(tmp_path, name):
     assert ties.sum() < 0.2 * N_TOKENS, f"{name}: {ties.sum()} near-tie positions"
     cmin = check_approx(name + " (fast path)", fast, ref, ties)
     print(f"{name}: f32 max|Δ| {err:.3g} (tol {tol:.3g}); fast min cosine {cmin:.6f}, "
-          f"{int(ties.sum())} near-tie positions excluded; {chk.stdout.strip()}")
+          f"{int(ties.sum())} near-tie positions excluded; {summary}")
 
 
 
@@ -143,18 +151,7 @@ STEP_CONFIGS = {
 
 @pytest.mark.parametrize("name", sorted(STEP_CONFIGS))
 def test_quantized_model_decode_steps(tmp_path, name):
-    _need_tools()
-    gen_args, q_args, must_have = STEP_CONFIGS[name]
-    quant, ref_file = _make(tmp_path, name, gen_args, q_args)
-    chk = subprocess.run([str(CHECK), str(quant), str(ref_file)], capture_output=True, text=True)
-    assert chk.returncode == 0, f"{name}: dequantized tensors differ:\n{chk.stdout}{chk.stderr}"
-    present = {item.split(":")[0] for item in chk.stdout.split()}
-    assert must_have <= present, f"{name}: types {must_have - present} missing ({chk.stdout})"
-    ref_model = RoutingRecorder(str(ref_file))
-    info = json.loads(subprocess.run([str(DS), "info", "-m", str(quant)], check=True,
-                                     capture_output=True, text=True).stdout)
-    tokens = prompt(info["n_vocab"], N_TOKENS)
-    ref = np.asarray(ref_model.forward(tokens), dtype=np.float64)
+    quant, summary, ref_model, tokens, ref = _prepare(tmp_path, name, STEP_CONFIGS[name])
     assert not ref_model.ties(N_TOKENS).any()
 
     steps, _ = ds_logits(DS, quant, tokens, "bf16", extra=("--batch", "1", "--load", "read"))
@@ -169,4 +166,4 @@ def test_quantized_model_decode_steps(tmp_path, name):
     d = np.max(np.abs(r16 - steps))
     print(f"{name}: min cosine {c1:.6f} (rows) {c2:.6f} (repacked); rms error vs reference "
           f"{e_rows:.3g} (rows) {e_r16:.3g} (repacked); max |Δ| between them {d:.3g}; "
-          f"{chk.stdout.strip()}")
+          f"{summary}")

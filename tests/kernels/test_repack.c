@@ -7,7 +7,8 @@
  *   - pack then unpack restores every byte (random blocks with wild scales, kref_quants.h);
  *     packing touches only the group's own bytes;
  *   - the R16 kernel against the row-major int8 GEMV of the same activation: both are exact
- *     int32 sums per block scaled in f32, summed in another order, so
+ *     int32 sums per block scaled in f32 (Q5_0's offset from the activation's s in both),
+ *     summed in another order, so
  *     |y_r16 - y_rows| <= 1e-5 tau (tau = sum_e mag_e |x~_e|, as test_quant.c);
  *   - ds_mm_run on the R16 weight without an R16 kernel gives the same bits as on the rows
  *     (the rows are restored exactly and the same kernels run); with it, the bound above;
@@ -118,12 +119,10 @@ static void check_kernel(uint32_t t, int64_t K, int64_t N, int nx, kr_rng *r)
     for (int64_t i = 0; i < nx * ldx; i++)
         x[i] = kr_uniform(r) * 2.0f;
     void *qbuf = aligned_alloc(64, (ds_qact_size(tk->act, nx, K) + 63) & ~(size_t)63);
-    int32_t *xs = malloc(sizeof(int32_t) * (size_t)(nx * (K / 32)));
     ds_qact xa;
     ds_qact_quantize(ds_isa_best(), tk->act, x, nx, ldx, K, qbuf, &xa);
-    ds_r16_xsum(&xa, K, nx, xs);
     ds_pick_gemv_q8(tk, ds_isa_best())(w.d_rows, w.rows.row_bytes, N, K, &xa, nx, yr, ldy);
-    k16(w.d_r16, N / 16, K, &xa, xs, nx, y, ldy);
+    k16(w.d_r16, N / 16, K, &xa, nx, y, ldy);
     float *xt = malloc(sizeof(float) * (size_t)K);
     for (int m = 0; m < nx; m++) {
         const ds_qact row = ds_qact_rows(&xa, K, m);
@@ -145,7 +144,6 @@ static void check_kernel(uint32_t t, int64_t K, int64_t N, int nx, kr_rng *r)
         }
     }
     free(xt);
-    free(xs);
     free(qbuf);
     free(x);
     free(y);
