@@ -64,6 +64,14 @@ void ds_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 float ds_dot_f32(const float *a, const float *b, int64_t n);
 /* y += a * x */
 void ds_axpy_f32(float *y, float a, const float *x, int64_t n);
+/* Decode attention, several heads over the same rows: sc[h*lds + s] = scale *
+ * ds_dot_f32(q + h*ldq, rows + s*ldr, len), bit for bit, for h < nh, s < n. */
+void ds_dot_heads_f32(const float *q, int nh, int64_t ldq, const float *rows, int n, int64_t ldr,
+                      int64_t len, float scale, float *sc, int64_t lds);
+/* for s = 0 .. n-1 in order, for h < nh: ds_axpy_f32(acc + h*lda, p[h*ldp + s], rows + s*ldr,
+ * len) -- the same bits, with each accumulated column kept in registers across the rows. */
+void ds_axpy_heads_f32(float *acc, int nh, int64_t lda, const float *p, int64_t ldp,
+                       const float *rows, int n, int64_t ldr, int64_t len);
 
 /* ---- matrix products ---------------------------------------------------------------- */
 

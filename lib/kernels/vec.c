@@ -1,6 +1,7 @@
 /*
  * lib/kernels/vec.c — f32 vector ops: rmsnorm, softmax, silu_mul, dot, axpy.
- * dot/axpy/rmsnorm have AVX-512 and AVX2 versions; softmax and silu_mul are plain C (libm
+ * dot/axpy/rmsnorm have AVX-512 and AVX2 versions; the multi-head dot/axpy of decode attention
+ * (ds_dot_heads_f32, ds_axpy_heads_f32) an AVX-512 one with the bits of dot/axpy; softmax and silu_mul are plain C (libm
  * expf; they are a small part of a token's work).
  */
 #include "kernels/kernels_impl.h"
@@ -143,6 +144,129 @@ DS_TARGET_AVX512 static void scale_mul_avx512(float *y, const float *x, const fl
         _mm512_mask_storeu_ps(y + i, m, v);
     }
 }
+
+/* ---- several heads against the same rows (decode attention) ------------------------------
+ * The bits are those of dot_avx512 / axpy_avx512 called once per (head, row): the same
+ * accumulator split and reduction per dot, the same fma chain in row order per accumulated
+ * element; what changes is that a row is loaded once for up to four heads and that the
+ * accumulated columns stay in registers across the rows. */
+
+/* dots of NH (1..4) heads q + j*ldq with one row b, each exactly dot_avx512(q_j, b, n) */
+DS_TARGET_AVX512 DS_INLINE void dot_nh_avx512(const float *q, int64_t ldq, const float *b,
+                                              int64_t n, int NH, float *out)
+{
+    __m512 a[4][4];
+    for (int j = 0; j < NH; j++)
+        a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512 b0 = _mm512_loadu_ps(b + i), b1 = _mm512_loadu_ps(b + i + 16);
+        const __m512 b2 = _mm512_loadu_ps(b + i + 32), b3 = _mm512_loadu_ps(b + i + 48);
+        for (int j = 0; j < NH; j++) {
+            const float *qj = q + j * ldq + i;
+            a[j][0] = _mm512_fmadd_ps(_mm512_loadu_ps(qj), b0, a[j][0]);
+            a[j][1] = _mm512_fmadd_ps(_mm512_loadu_ps(qj + 16), b1, a[j][1]);
+            a[j][2] = _mm512_fmadd_ps(_mm512_loadu_ps(qj + 32), b2, a[j][2]);
+            a[j][3] = _mm512_fmadd_ps(_mm512_loadu_ps(qj + 48), b3, a[j][3]);
+        }
+    }
+    for (; i + 16 <= n; i += 16) {
+        const __m512 b0 = _mm512_loadu_ps(b + i);
+        for (int j = 0; j < NH; j++)
+            a[j][0] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j * ldq + i), b0, a[j][0]);
+    }
+    if (i < n) {
+        const __mmask16 m = ds_mask16(n - i);
+        const __m512 b0 = _mm512_maskz_loadu_ps(m, b + i);
+        for (int j = 0; j < NH; j++)
+            a[j][1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j * ldq + i), b0, a[j][1]);
+    }
+    for (int j = 0; j < NH; j++)
+        out[j] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(a[j][0], a[j][1]), _mm512_add_ps(a[j][2], a[j][3])));
+}
+
+DS_TARGET_AVX512 static void dot_heads_avx512(const float *q, int nh, int64_t ldq,
+                                              const float *rows, int n, int64_t ldr, int64_t len,
+                                              float scale, float *sc, int64_t lds)
+{
+    for (int s = 0; s < n; s++) {
+        const float *b = rows + (int64_t)s * ldr;
+        float d[4];
+        for (int h = 0; h < nh; h += 4) {
+            const int k = nh - h < 4 ? nh - h : 4;
+            switch (k) {
+            case 4: dot_nh_avx512(q + h * ldq, ldq, b, len, 4, d); break;
+            case 3: dot_nh_avx512(q + h * ldq, ldq, b, len, 3, d); break;
+            case 2: dot_nh_avx512(q + h * ldq, ldq, b, len, 2, d); break;
+            default: dot_nh_avx512(q + h * ldq, ldq, b, len, 1, d); break;
+            }
+            for (int j = 0; j < k; j++)
+                sc[(h + j) * lds + s] = scale * d[j];
+        }
+    }
+}
+
+/* columns [c, c + 16 * V) (or the masked 16 of m when V == 0) of NH heads' accumulators, over
+ * all n rows */
+DS_TARGET_AVX512 DS_INLINE void axpy_nh_avx512(float *acc, int64_t lda, const float *p,
+                                               int64_t ldp, const float *rows, int n,
+                                               int64_t ldr, int64_t c, int NH, int V,
+                                               __mmask16 m)
+{
+    __m512 y[4][4];
+    const int nv = V ? V : 1;
+    for (int j = 0; j < NH; j++)
+        for (int v = 0; v < nv; v++)
+            y[j][v] = V ? _mm512_loadu_ps(acc + j * lda + c + 16 * v)
+                        : _mm512_maskz_loadu_ps(m, acc + j * lda + c);
+    for (int s = 0; s < n; s++) {
+        const float *x = rows + (int64_t)s * ldr + c;
+        __m512 xv[4];
+        for (int v = 0; v < nv; v++)
+            xv[v] = V ? _mm512_loadu_ps(x + 16 * v) : _mm512_maskz_loadu_ps(m, x);
+        for (int j = 0; j < NH; j++) {
+            const __m512 va = _mm512_set1_ps(p[j * ldp + s]);
+            for (int v = 0; v < nv; v++)
+                y[j][v] = _mm512_fmadd_ps(va, xv[v], y[j][v]);
+        }
+    }
+    for (int j = 0; j < NH; j++)
+        for (int v = 0; v < nv; v++) {
+            if (V)
+                _mm512_storeu_ps(acc + j * lda + c + 16 * v, y[j][v]);
+            else
+                _mm512_mask_storeu_ps(acc + j * lda + c, m, y[j][v]);
+        }
+}
+
+#define AXPY_NH(NH)                                                                          \
+    do {                                                                                     \
+        int64_t c = 0;                                                                       \
+        for (; c + 64 <= len; c += 64)                                                       \
+            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 4, 0);                      \
+        for (; c + 16 <= len; c += 16)                                                       \
+            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 1, 0);                      \
+        if (c < len)                                                                         \
+            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 0, ds_mask16(len - c));     \
+    } while (0)
+
+DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, const float *p,
+                                               int64_t ldp, const float *rows, int n,
+                                               int64_t ldr, int64_t len)
+{
+    for (int h = 0; h < nh; h += 4) {
+        float *a = acc + h * lda;
+        const float *ph = p + h * ldp;
+        switch (nh - h < 4 ? nh - h : 4) {
+        case 4: AXPY_NH(4); break;
+        case 3: AXPY_NH(3); break;
+        case 2: AXPY_NH(2); break;
+        default: AXPY_NH(1); break;
+        }
+    }
+}
+#undef AXPY_NH
 #endif /* DS_KERNELS_X86 */
 
 /* ---- dispatch --------------------------------------------------------------------------- */
@@ -169,6 +293,46 @@ void ds_axpy_f32_isa(ds_isa isa, float *y, float a, const float *x, int64_t n)
     }
 #endif
     axpy_scalar(y, a, x, n);
+}
+
+void ds_dot_heads_f32_isa(ds_isa isa, const float *q, int nh, int64_t ldq, const float *rows,
+                          int n, int64_t ldr, int64_t len, float scale, float *sc, int64_t lds)
+{
+#if DS_KERNELS_X86
+    if (ds_isa_clamp(isa) == DS_ISA_AVX512) {
+        dot_heads_avx512(q, nh, ldq, rows, n, ldr, len, scale, sc, lds);
+        return;
+    }
+#endif
+    for (int s = 0; s < n; s++)
+        for (int h = 0; h < nh; h++)
+            sc[h * lds + s] = scale * ds_dot_f32_isa(isa, q + h * ldq, rows + s * ldr, len);
+}
+
+void ds_axpy_heads_f32_isa(ds_isa isa, float *acc, int nh, int64_t lda, const float *p,
+                           int64_t ldp, const float *rows, int n, int64_t ldr, int64_t len)
+{
+#if DS_KERNELS_X86
+    if (ds_isa_clamp(isa) == DS_ISA_AVX512) {
+        axpy_heads_avx512(acc, nh, lda, p, ldp, rows, n, ldr, len);
+        return;
+    }
+#endif
+    for (int s = 0; s < n; s++)
+        for (int h = 0; h < nh; h++)
+            ds_axpy_f32_isa(isa, acc + h * lda, p[h * ldp + s], rows + s * ldr, len);
+}
+
+void ds_dot_heads_f32(const float *q, int nh, int64_t ldq, const float *rows, int n, int64_t ldr,
+                      int64_t len, float scale, float *sc, int64_t lds)
+{
+    ds_dot_heads_f32_isa(ds_isa_best(), q, nh, ldq, rows, n, ldr, len, scale, sc, lds);
+}
+
+void ds_axpy_heads_f32(float *acc, int nh, int64_t lda, const float *p, int64_t ldp,
+                       const float *rows, int n, int64_t ldr, int64_t len)
+{
+    ds_axpy_heads_f32_isa(ds_isa_best(), acc, nh, lda, p, ldp, rows, n, ldr, len);
 }
 
 void ds_rmsnorm_isa(ds_isa isa, float *y, const float *x, const float *w, int64_t n, float eps)

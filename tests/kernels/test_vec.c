@@ -131,10 +131,58 @@ static void test_softmax_silu(void **state)
     }
 }
 
+/* The multi-head attention kernels: bit for bit one ds_dot_f32_isa / ds_axpy_f32_isa call per
+ * (head, row) at every ISA level, for head counts around the groups of four and lengths with
+ * every SIMD tail (the MLA widths 576 / 512 among them), with strides wider than the length;
+ * nothing outside the outputs is written. */
+static void test_heads(void **state)
+{
+    (void)state;
+    static const int k_nh[] = {1, 2, 3, 4, 5, 7, 8, 9, 16};
+    static const int64_t k_len[] = {1, 15, 16, 17, 64, 80, 100, 512, 576};
+    enum { MAXH = 16, MAXS = 13, MAXL = 576, LD = MAXL + 3, LDS = MAXS + 2 };
+    static float q[MAXH * LD], rows[MAXS * LD], p[MAXH * LDS], sc[MAXH * LDS], want[MAXH * LDS];
+    static float acc[MAXH * LD], acc0[MAXH * LD], accw[MAXH * LD];
+    kr_rng r = {7};
+    fill(&r, q, MAXH * LD, 1.0f);
+    fill(&r, rows, MAXS * LD, 2.0f);
+    fill(&r, p, MAXH * LDS, 1.0f);
+    fill(&r, acc0, MAXH * LD, 1.0f);
+    for (size_t a = 0; a < sizeof k_nh / sizeof k_nh[0]; a++)
+        for (size_t b = 0; b < sizeof k_len / sizeof k_len[0]; b++)
+            for (int n = 1; n <= MAXS; n += 4) {
+                const int nh = k_nh[a];
+                const int64_t len = k_len[b];
+                for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+                    for (int i = 0; i < MAXH * LDS; i++)
+                        sc[i] = want[i] = -7.0f;
+                    for (int h = 0; h < nh; h++)
+                        for (int s = 0; s < n; s++)
+                            want[h * LDS + s] =
+                                0.125f * ds_dot_f32_isa((ds_isa)isa, q + h * LD, rows + s * LD, len);
+                    ds_dot_heads_f32_isa((ds_isa)isa, q, nh, LD, rows, n, LD, len, 0.125f, sc, LDS);
+                    if (memcmp(sc, want, sizeof sc) != 0)
+                        fail_msg("dot_heads isa %s nh %d len %lld n %d", ds_isa_name((ds_isa)isa),
+                                 nh, (long long)len, n);
+                    memcpy(acc, acc0, sizeof acc);
+                    memcpy(accw, acc0, sizeof acc);
+                    for (int s = 0; s < n; s++)
+                        for (int h = 0; h < nh; h++)
+                            ds_axpy_f32_isa((ds_isa)isa, accw + h * LD, p[h * LDS + s],
+                                            rows + s * LD, len);
+                    ds_axpy_heads_f32_isa((ds_isa)isa, acc, nh, LD, p, LDS, rows, n, LD, len);
+                    if (memcmp(acc, accw, sizeof acc) != 0)
+                        fail_msg("axpy_heads isa %s nh %d len %lld n %d", ds_isa_name((ds_isa)isa),
+                                 nh, (long long)len, n);
+                }
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dot_axpy),
+        cmocka_unit_test(test_heads),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_softmax_silu),
     };
