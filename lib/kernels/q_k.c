@@ -45,6 +45,11 @@
  * oneDNN: measured on the 2-core VM (2048 x 1408 weights, FAST) the tiles cost ~0.3 ns per weight
  * whatever M, the GEMV ~0.014 ns per weight and row: crossover near 20 rows. */
 #define KQ_GEMV_MAX_M 16
+/* Weight rows the single-row VNNI GEMV reads at once, one from each of KQ_STREAMS equal parts
+ * of the row range (memory streams). Measured on the 2-core AMD VM, 2 threads from DRAM (the
+ * 512-bit pair builders below): Q6_K 2048 x 102400 45 -> 64 GB/s and Q4_K 2048 x 65536 51 ->
+ * 63 GB/s going from 2 to 4; 8 streams fell back to 39-48 GB/s. */
+#define KQ_STREAMS 4
 
 /* ---- scalar unpacking ------------------------------------------------------------------- */
 
@@ -644,6 +649,75 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pairs512(const kq_vec *u, __m512i qq[4], 
     }
 }
 
+/* The chunk pairs straight from a super-block's bytes with 512-bit operations, for the two
+ * types the decode of a Q4_K_M file spends most of its time in (Q6_K: the output head): the
+ * same quants, scales and offsets as the AVX2 unpack + kq_pairs512, with about half the
+ * instructions (measured: the 2-thread Q6_K GEMV was compute-bound at ~25 GB/s per core).
+ * Shifts by a per-half count (vpsllvw / vpsrlvw) take each 256-bit half to its chunk. The
+ * other types use the generic builder. */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i halves_epi16(int lo, int hi)
+{
+    return _mm512_inserti64x4(_mm512_set1_epi16((short)lo), _mm256_set1_epi16((short)hi), 1);
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m512i dup256(const uint8_t *p)
+{
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* Q6_K, half h (elements 128h ..): ql bytes 64h .. 64h+63 hold chunks 4h and 4h+1 (low
+ * nibbles) and 4h+2, 4h+3 (high nibbles); qh bytes 32h .. 32h+31 hold bits 4-5 of all four,
+ * two bits per chunk: chunk 4h+j from bits 2j, 2j+1. */
+DS_TARGET_AVX512VNNI DS_INLINE void q6k_pairs512(const uint8_t *p, kq_vec *u, __m512i qq[4],
+                                                 __m512i sv[4])
+{
+    u->d = u->dmin = _cvtsh_ss(ds_rd16(p + 208));
+    u->sc = _mm_loadu_si128((const __m128i *)(p + 192));
+    u->mn = _mm256_slli_epi16(_mm256_cvtepi8_epi16(u->sc), 5);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sl = halves_epi16(4, 2), sr = halves_epi16(0, 2);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i a = _mm512_loadu_si512((const void *)(p + 64 * h));
+        const __m512i hb = dup256(p + 128 + 32 * h);
+        qq[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4),
+                                    _mm512_and_si512(_mm512_sllv_epi16(hb, sl), m30));
+        qq[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                        _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30));
+    }
+    const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        sv[i] = pair_scales(scb, i);
+}
+
+/* Q4_K: qs bytes 32i .. 32i+31 hold chunk 2i (low nibbles) and 2i+1 (high nibbles). */
+DS_TARGET_AVX512VNNI DS_INLINE void q4k_pairs512(const uint8_t *p, kq_vec *u, __m512i qq[4],
+                                                 __m512i sv[4])
+{
+    q4k_scales_avx2(p, u);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sr = halves_epi16(0, 4);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        qq[i] = _mm512_and_si512(_mm512_srlv_epi16(dup256(p + 16 + 32 * i), sr), m4);
+    const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        sv[i] = pair_scales(scb, i);
+}
+
+#define KQ_PAIRS512_GENERIC(NAME)                                                           \
+    DS_TARGET_AVX512VNNI DS_INLINE void NAME##_pairs512(const uint8_t *p, kq_vec *u,        \
+                                                        __m512i qq[4], __m512i sv[4])       \
+    {                                                                                       \
+        NAME##_unpack_avx2(p, u);                                                           \
+        kq_pairs512(u, qq, sv);                                                             \
+    }
+KQ_PAIRS512_GENERIC(q2k)
+KQ_PAIRS512_GENERIC(q3k)
+KQ_PAIRS512_GENERIC(q5k)
+#undef KQ_PAIRS512_GENERIC
+
 /* One super-block of one activation row (xq: its 256 quants, bs: its 16 bsums, dA: its scale)
  * added to the row's accumulators. */
 DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[4],
@@ -663,7 +737,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
 
 /* The Q8_K GEMV with 512-bit VNNI: two chunks per vpmaddubsw / vpdpwssd; the pairs and their
  * scale vectors are built once per super-block for all rows. */
-#define KQ_Q8_BODY512(UNPACK, BB)                                                           \
+#define KQ_Q8_BODY512(PAIRS, BB)                                                           \
     const int64_t nb = k / QK_K;                                                            \
     for (int64_t r = 0; r < nr; r++) {                                                      \
         const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
@@ -676,9 +750,8 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
         for (int64_t b = 0; b < nb; b++, p += (BB)) {                                       \
             DS_PREFETCH_BLOCK(p, BB);                                                       \
             kq_vec u;                                                                       \
-            UNPACK(p, &u);                                                                  \
             __m512i qq[4], sv[4];                                                           \
-            kq_pairs512(&u, qq, sv);                                                        \
+            PAIRS(p, &u, qq, sv);                                                           \
             _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                            \
                 kq_dot512(&u, qq, sv, xa->q + m * k + b * QK_K,                             \
                           _mm256_loadu_si256(                                               \
@@ -689,17 +762,17 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
             y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - ds_hsum8(accm[m]);              \
     }
 
-/* KQ_Q8_BODY512 for one activation row, two weight rows at a time from the two halves of
- * the row range (two sequential streams through memory). Every row sees exactly
- * KQ_Q8_BODY512's operations: identical results. ONE is the single-row instance for an odd
- * last row. */
-#define KQ_Q8_BODY512_2S(UNPACK, BB, ONE)                                                   \
-    const int64_t nb = k / QK_K, q2 = nr / 2;                                               \
+/* KQ_Q8_BODY512 for one activation row, NS weight rows at a time, one from each of NS equal
+ * parts of the row range (NS sequential streams through memory). Every row sees exactly
+ * KQ_Q8_BODY512's operations: identical results. ONE is the single-row instance for the
+ * nr % NS last rows. */
+#define KQ_Q8_BODY512_NS(PAIRS, BB, ONE, NS)                                                   \
+    const int64_t nb = k / QK_K, q2 = nr / (NS);                                               \
     for (int64_t i = 0; i < q2; i++) {                                                      \
-        const uint8_t *p[2];                                                                \
-        __m512 acc[2];                                                                      \
-        __m256 accm[2];                                                                     \
-        for (int s = 0; s < 2; s++) {                                                       \
+        const uint8_t *p[NS];                                                                \
+        __m512 acc[NS];                                                                      \
+        __m256 accm[NS];                                                                     \
+        for (int s = 0; s < (NS); s++) {                                                    \
             p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
             acc[s] = _mm512_setzero_ps();                                                   \
             accm[s] = _mm256_setzero_ps();                                                  \
@@ -708,21 +781,20 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
             const int8_t *xq = xa->q + b * QK_K;                                            \
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(xa->bsums + 16 * b));   \
             const float dA = xa->d[b];                                                      \
-            _Pragma("GCC unroll 2") for (int s = 0; s < 2; s++) {                           \
+            _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
                 DS_PREFETCH_BLOCK(ps, BB);                                                  \
                 kq_vec u;                                                                   \
-                UNPACK(ps, &u);                                                             \
                 __m512i qq[4], sv[4];                                                       \
-                kq_pairs512(&u, qq, sv);                                                    \
+                PAIRS(ps, &u, qq, sv);                                                      \
                 kq_dot512(&u, qq, sv, xq, bs, dA, &acc[s], &accm[s]);                       \
             }                                                                               \
         }                                                                                   \
-        for (int s = 0; s < 2; s++)                                                         \
+        for (int s = 0; s < (NS); s++)                                                      \
             y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]) - ds_hsum8(accm[s]);               \
     }                                                                                       \
-    if (nr > 2 * q2)                                                                        \
-        ONE((const uint8_t *)w + (size_t)(2 * q2) * rb, rb, nr - 2 * q2, k, xa, y + 2 * q2, 1);
+    if (nr > (NS) * q2)                                                                        \
+        ONE((const uint8_t *)w + (size_t)((NS) * q2) * rb, rb, nr - (NS) * q2, k, xa, y + (NS) * q2, 1);
 
 #endif /* DS_KERNELS_X86 */
 
@@ -758,15 +830,15 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
                                                          int64_t nr, int64_t k,             \
                                                          const ds_qact *xa, float *y,       \
                                                          int64_t ldy)                       \
-    { KQ_Q8_BODY512(NAME##_unpack_avx2, BB) }                                               \
+    { KQ_Q8_BODY512(NAME##_pairs512, BB) }                                               \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
-    DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_2s(const void *w, size_t rb, int64_t nr, \
+    DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { KQ_Q8_BODY512_2S(NAME##_unpack_avx2, BB, NAME##_q8_vnni_1) }                          \
+    { KQ_Q8_BODY512_NS(NAME##_pairs512, BB, NAME##_q8_vnni_1, KQ_STREAMS) }                          \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
         if (ds_cpu_get()->avx512vnni && nx == 1)                                            \
-            NAME##_q8_vnni_2s(w, rb, nr, k, xa, y);                                         \
+            NAME##_q8_vnni_ns(w, rb, nr, k, xa, y);                                         \
         else if (ds_cpu_get()->avx512vnni)                                                  \
             NAME##_q8_vnni(w, rb, nr, k, xa, nx, y, ldy);                                   \
         else                                                                                \
