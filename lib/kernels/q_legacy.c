@@ -389,6 +389,105 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x)
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x);
 }
 
+/* The VNNI level's unpacking: the same bytes as the AVX2 unpack with AVX512-VL/BW
+ * operations -- the two nibble halves by one per-lane shift of a broadcast, the fifth bits
+ * by one byte-masked add of 0x10 under the 32-bit qh word. */
+DS_TARGET_AVX512VNNI DS_INLINE __m256i nibbles_vnni(const uint8_t *qs)
+{
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i sh = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+    return _mm256_and_si256(_mm256_srlv_epi16(v, sh), _mm256_set1_epi8(0x0F));
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i fifth_bits_add_vnni(__m256i v, uint32_t h)
+{
+    return _mm256_mask_add_epi8(v, (__mmask32)h, v, _mm256_set1_epi8(0x10));
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i q4_0_unpack_vnni(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = 8.0f * *d;
+    return nibbles_vnni(p + 2);
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i q4_1_unpack_vnni(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = -_cvtsh_ss(ds_rd16(p + 2));
+    return nibbles_vnni(p + 4);
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_0_unpack_vnni(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = 16.0f * *d;
+    return fifth_bits_add_vnni(nibbles_vnni(p + 6), ds_rd32(p + 2));
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float *d, float *c)
+{
+    *d = _cvtsh_ss(ds_rd16(p));
+    *c = -_cvtsh_ss(ds_rd16(p + 2));
+    return fifth_bits_add_vnni(nibbles_vnni(p + 8), ds_rd32(p + 4));
+}
+
+/* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time, one from each of NS
+ * equal parts of the row range (NS memory streams, the activation blocks loaded once for
+ * all). Every row sees exactly LQ_Q8_BODY's operations: identical results. ONE: the
+ * single-row instance for the nr % NS last rows. */
+#define LQ_Q8_BODY_NS(UNPACK, BB, DOT, ONE, NS)                                             \
+    const int64_t nb = k / QK, q2 = nr / (NS);                                              \
+    for (int64_t i = 0; i < q2; i++) {                                                      \
+        const uint8_t *p[NS];                                                               \
+        __m256 acc[NS][2];                                                                  \
+        float corr[NS][2];                                                                  \
+        _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                            \
+            p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
+            acc[s][0] = acc[s][1] = _mm256_setzero_ps();                                    \
+            corr[s][0] = corr[s][1] = 0.0f;                                                 \
+        }                                                                                   \
+        int64_t b = 0;                                                                      \
+        for (; b + 2 <= nb; b += 2) {                                                       \
+            const int8_t *xq = xa->q + b * QK;                                              \
+            const float *xd = xa->d + b, *xs = xa->s + b;                                   \
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)xq);                     \
+            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + QK));              \
+            _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
+                const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
+                DS_PREFETCH_BLOCK(ps, 2 * (BB));                                            \
+                float d0, c0, d1, c1;                                                       \
+                __m256i q0 = UNPACK(ps, &d0, &c0), q1 = UNPACK(ps + (BB), &d1, &c1);        \
+                __m256i s0 = DOT(q0, x0), s1 = DOT(q1, x1);                                 \
+                acc[s][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(d0 * xd[0]), \
+                                            acc[s][0]);                                     \
+                acc[s][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(d1 * xd[1]), \
+                                            acc[s][1]);                                     \
+                corr[s][0] += c0 * xs[0];                                                   \
+                corr[s][1] += c1 * xs[1];                                                   \
+            }                                                                               \
+        }                                                                                   \
+        if (b < nb) {                                                                       \
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xa->q + b * QK));       \
+            _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
+                float d0, c0;                                                               \
+                __m256i q0 = UNPACK(p[s] + (size_t)b * (BB), &d0, &c0);                     \
+                acc[s][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT(q0, x0)),                \
+                                            _mm256_set1_ps(d0 * xa->d[b]), acc[s][0]);      \
+                corr[s][0] += c0 * xa->s[b];                                                \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++)                              \
+            y[s * q2 + i] = ds_hsum8(_mm256_add_ps(acc[s][0], acc[s][1])) -                 \
+                            (corr[s][0] + corr[s][1]);                                      \
+    }                                                                                       \
+    if (nr > (NS) * q2)                                                                     \
+        ONE((const uint8_t *)w + (size_t)((NS) * q2) * rb, rb, nr - (NS) * q2, k, xa,       \
+            y + (NS) * q2, 1);
+
+/* Weight rows the single-row VNNI GEMV reads at once (see LQ_Q8_BODY_NS). */
+#define LQ_STREAMS 4
+
 #endif /* DS_KERNELS_X86 */
 
 /* ---- instantiation ------------------------------------------------------------------------ */
@@ -423,11 +522,16 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x)
                                                          int64_t nr, int64_t k,             \
                                                          const ds_qact *xa, float *y,       \
                                                          int64_t ldy)                       \
-    { LQ_Q8_BODY(NAME##_unpack_avx2, BB, dot_vnni) }                                        \
+    { LQ_Q8_BODY(NAME##_unpack_vnni, BB, dot_vnni) }                                        \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
+    DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
+                                                       int64_t k, const ds_qact *xa, float *y) \
+    { LQ_Q8_BODY_NS(NAME##_unpack_vnni, BB, dot_vnni, NAME##_q8_vnni_1, LQ_STREAMS) }       \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
-        if (ds_cpu_get()->avx512vnni)                                                       \
+        if (ds_cpu_get()->avx512vnni && nx == 1)                                            \
+            NAME##_q8_vnni_ns(w, rb, nr, k, xa, y);                                         \
+        else if (ds_cpu_get()->avx512vnni)                                                  \
             NAME##_q8_vnni(w, rb, nr, k, xa, nx, y, ldy);                                   \
         else                                                                                \
             NAME##_q8_avx2(w, rb, nr, k, xa, nx, y, ldy);                                   \
