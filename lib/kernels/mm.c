@@ -58,7 +58,12 @@
 
 #define MM_CACHE_CAP 256             /* cached primitives before LRU eviction */
 #define MM_BUCKETS 128
-#define MM_TILE_BYTES (4u << 20)     /* bound of a dequantized weight tile */
+/* Bound of a dequantized weight tile (per ds_mm slot). 16 MiB holds a whole V2-Lite expert
+ * matrix (2048 x 1408 in bf16, 5.8 MB) and a shared-expert pair in one tile: one dequantization
+ * region and one oneDNN call per matrix instead of two or three. Measured (512-token prefill,
+ * V2-Lite-shaped, 2 threads, alternating runs): Q4_K_M 617 -> 684 tokens/s against 4 MiB
+ * (8 MiB: 665, 32 MiB: 676), Q8_0 ~645 -> ~677; peak RSS +35 MB. */
+#define MM_TILE_BYTES (16u << 20)
 #define MM_GEMV_MIN_BYTES (128u << 10) /* below: one thread (fork/join costs more) */
 #define PACK_CHUNK_MAX 256           /* K-chunk of dequant_tile_packed (elements) */
 /* per-thread scratch of dequant_tile_packed: 16 rows x PACK_CHUNK_MAX f32, then room for the
