@@ -184,7 +184,8 @@ typedef enum ds_repack {
     DS_REPACK_WEIGHTS = 1    /**< with DS_LOAD_READ or DS_LOAD_HUGEPAGES, on CPUs with
                                   AVX512-VNNI: convert the matrices that are only read whole
                                   (not attention kv_b, token embeddings, router) of the types
-                                  with 16-row kernels, in place (no extra memory; one pass at
+                                  whose 16-row kernels beat the row-major ones (Q5_0 today),
+                                  in place (no extra memory; one pass at
                                   open). DS_LOAD_MMAP never repacks: the mapping stays shared
                                   with the page cache. Experimental: BENCHMARKS.md has what it
                                   gains */

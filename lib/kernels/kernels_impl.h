@@ -168,6 +168,9 @@ typedef void (*ds_r16_gemv_fn)(const void *w, int64_t ng, int64_t k, const ds_qa
                                float *y, int64_t ldy);
 /* The R16 GEMV of `type` at `isa` (AVX512 with VNNI), or NULL. */
 ds_r16_gemv_fn ds_r16_gemv(uint32_t type, ds_isa isa);
+/* True for the types whose R16 GEMV is faster than the row-major one, i.e. the types
+ * ds_model_data_repack converts (repack.c has the measurements). */
+bool ds_r16_pays(uint32_t type);
 
 /* ---- matrix products -------------------------------------------------------------------- */
 

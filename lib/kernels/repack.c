@@ -273,6 +273,16 @@ void ds_r16_unpack_group(ds_isa isa, uint32_t type, const void *group, int64_t k
     }
 }
 
+/* Measured on the 2-core AMD VM, 2 threads from DRAM (bench-kernels-quant, fourth session):
+ * R16 / row-major Q5_0 49-53 / 29-37 GB/s, but Q4_K 53-57 / 61-63 and Q6_K 37-47 / 65-69 once
+ * the row-major K-quant kernels read four streams -- and R16 costs the prefill a restore per
+ * tile. So only Q5_0 is repacked; the Q4_K and Q6_K layouts and kernels stay, tested, for
+ * CPUs where they may win (ds_mm runs any R16 weight). */
+bool ds_r16_pays(uint32_t type)
+{
+    return type == DS_GGML_Q5_0;
+}
+
 bool ds_r16_type(uint32_t type)
 {
     return type == DS_GGML_Q5_0 || type == DS_GGML_Q4_K || type == DS_GGML_Q6_K;

@@ -7,8 +7,8 @@
  * qualify: attn_q / attn_q_a / attn_q_b, attn_kv_a_mqa, attn_output, the dense, routed-expert
  * and shared-expert FFN matrices and the output head. Not attn_kv_b / attn_k_b / attn_v_b
  * (read per head), token_embd (rows looked up), the router (read in f32) or norms. A tensor
- * qualifies when its type has an R16 kernel on this CPU (Q5_0, Q4_K, Q6_K with AVX512-VNNI)
- * and its row count is a multiple of 16.
+ * qualifies when its type has an R16 kernel on this CPU that is faster than the row-major one
+ * (ds_r16_pays: Q5_0, with AVX512-VNNI) and its row count is a multiple of 16.
  *
  * Cost: no memory beyond a 16-row scratch per thread (each group is converted where it lies);
  * one pass over the repacked bytes (BENCHMARKS.md has the load times).
@@ -26,7 +26,7 @@
 
 static bool eligible(const ds_weight *w)
 {
-    if (!w->data || w->layout != DS_LAYOUT_ROWS || !ds_r16_type(w->type))
+    if (!w->data || w->layout != DS_LAYOUT_ROWS || !ds_r16_type(w->type) || !ds_r16_pays(w->type))
         return false;
     if (!ds_r16_gemv(w->type, ds_isa_best()))
         return false;

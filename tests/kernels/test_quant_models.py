@@ -126,8 +126,9 @@ def test_quantized_model_logits(tmp_path, name):
 
 
 # Token by token (`ds logits --batch 1`: every token a decode step, through the GEMVs with int8
-# activations) with the file's layout and with the R16 repacking (ds_model_params.repack; on a
-# CPU without AVX512-VNNI nothing is repacked and both runs take the same path). Every expert
+# activations) with the file's layout and with the R16 repacking (ds_model_params.repack: the
+# Q5_0 matrices, ds_r16_pays; on a CPU without AVX512-VNNI nothing is repacked and both runs
+# take the same path; test_repack.c runs the Q4_K and Q6_K R16 kernels through ds_mm). Every expert
 # is used (and every group kept), so that no routing decision is a near-tie: int8 activations
 # move the router's inputs more than bf16 ones, and a flipped decision changes the KV cache of
 # every later step (seen on V3-tiny with top-2 of 8: flips at margins of 0.5-2 % of the score
