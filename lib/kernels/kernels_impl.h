@@ -152,6 +152,10 @@ void ds_pack_f32_bf16_16rows(ds_isa isa, const float *src, int64_t ld, int64_t K
  * ds_q8_0 -> f32 -> ds_pack_f32_bf16_16rows. False (nothing done) without AVX512-BF16. */
 bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
                               int64_t K, uint16_t *dst, int sub, const void *next);
+/* The same for Q4_K rows (K % 256 == 0; q_k.c): identical to ds_q4_k -> f32 ->
+ * ds_pack_f32_bf16_16rows. */
+bool ds_pack_q4_k_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
+                              int64_t K, uint16_t *dst, int sub, const void *next);
 
 /* ---- R16: 16 rows interleaved (repack.c) ----------------------------------------------- */
 

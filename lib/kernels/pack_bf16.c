@@ -21,36 +21,7 @@
 #include "kernels/simd_x86.h"
 #endif
 
-/* The 16 x 16 transpose of 32-bit pairs: r[i] = the 16 pairs of row i in a 32-k slice ->
- * dst + j*64 (in 32-bit units) = pair j of rows 0..15. */
 #if DS_KERNELS_X86
-DS_TARGET_AVX512 static inline void transpose16_store(const __m512i r[16], uint32_t *d)
-{
-    __m512i t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    /* u[4q + c], 128-bit lane L: pair 4L + c of rows 4q .. 4q+3 */
-    for (int q = 0; q < 4; q++) {
-        const __m512i *tq = t + 4 * q;
-        u[4 * q + 0] = _mm512_unpacklo_epi64(tq[0], tq[2]);
-        u[4 * q + 1] = _mm512_unpackhi_epi64(tq[0], tq[2]);
-        u[4 * q + 2] = _mm512_unpacklo_epi64(tq[1], tq[3]);
-        u[4 * q + 3] = _mm512_unpackhi_epi64(tq[1], tq[3]);
-    }
-    for (int c = 0; c < 4; c++) {
-        const __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
-        const __m512i x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-        const __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
-        const __m512i y1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-        _mm512_storeu_si512((void *)(d + (0 + c) * 64), _mm512_shuffle_i32x4(x0, y0, 0x88));
-        _mm512_storeu_si512((void *)(d + (4 + c) * 64), _mm512_shuffle_i32x4(x0, y0, 0xDD));
-        _mm512_storeu_si512((void *)(d + (8 + c) * 64), _mm512_shuffle_i32x4(x1, y1, 0x88));
-        _mm512_storeu_si512((void *)(d + (12 + c) * 64), _mm512_shuffle_i32x4(x1, y1, 0xDD));
-    }
-}
-
 /* vcvtne2ps2bf16 rounds to nearest even like ds_f32_to_bf16 and quiets NaNs the same way;
  * it treats f32 denormals as zero, which dequantized weights never are (their magnitudes are
  * products of f16 scales, >= 2^-24, and small integers). */
@@ -63,7 +34,7 @@ DS_TARGET_AVX512BF16 static void pack16_f32_avx512bf16(const float *src, int64_t
             const float *s = src + (size_t)i * ld + kb * 32;
             r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s));
         }
-        transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
+        ds_pairs_transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
     }
 }
 
@@ -90,9 +61,10 @@ DS_TARGET_AVX512BF16 static void pack16_q8_0_avx512bf16(const uint8_t *w, size_t
                 d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
             r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
         }
-        transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
+        ds_pairs_transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
     }
 }
+
 #endif
 
 bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,

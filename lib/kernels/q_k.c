@@ -649,6 +649,53 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pairs512(const kq_vec *u, __m512i qq[4], 
     }
 }
 
+/* Q4_K rows straight into oneDNN's blocked bf16 layout (the prefill tiles; mm.c): slice kb
+ * (32 k) of a row is sub-block kb % 8 of super-block kb / 8 -- the low (even) or high (odd)
+ * nibbles of qs bytes 32 * (j / 2) .. -- dequantized as group_w does it, fmsub(q, a, c) with
+ * the group scales of kq_group_scales (exact products, one rounding), then rounded by
+ * vcvtne2ps2bf16 like ds_pack_f32_bf16_16rows. The 16 rows' scales are unpacked once per
+ * super-block. */
+DS_TARGET_AVX512BF16 static void pack16_q4_k_avx512bf16(const uint8_t *w, size_t row_bytes,
+                                                        int nrows, int64_t K, uint16_t *dst,
+                                                        int sub, const uint8_t *next)
+{
+    _Alignas(64) float a[16][16], c[16][16];
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t sb = 0; sb < K / QK_K; sb++) {
+        for (int i = 0; i < nrows; i++) {
+            const size_t o = (size_t)i * row_bytes + (size_t)sb * Q4K_BYTES;
+            kq_vec u;
+            q4k_scales_avx2(w + o, &u);
+            kq_group_scales(&u, a[i], c[i]);
+            if (next)
+                for (int b = 0; b < Q4K_BYTES; b += 64)
+                    __builtin_prefetch(next + o + b, 0, 3);
+        }
+        for (int j = 0; j < 8; j++) {
+            __m512i r[16];
+            for (int i = 0; i < 16; i++) {
+                if (i >= nrows) {
+                    r[i] = _mm512_setzero_si512();
+                    continue;
+                }
+                const uint8_t *q = w + (size_t)i * row_bytes + (size_t)sb * Q4K_BYTES + 16 + 32 * (j / 2);
+                __m256i v = _mm256_loadu_si256((const __m256i *)q);
+                if (j & 1)
+                    v = _mm256_srli_epi16(v, 4);
+                v = _mm256_and_si256(v, m4);
+                const __m512 va = _mm512_set1_ps(a[i][2 * j]), vc = _mm512_set1_ps(c[i][2 * j]);
+                const __m512 lo = _mm512_fmsub_ps(
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(v))), va, vc);
+                const __m512 hi = _mm512_fmsub_ps(
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(v, 1))), va,
+                    vc);
+                r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            }
+            ds_pairs_transpose16_store(r, (uint32_t *)(dst + (sb * 8 + j) * 2048) + sub * 16);
+        }
+    }
+}
+
 /* The chunk pairs straight from a super-block's bytes with 512-bit operations, for the two
  * types the decode of a Q4_K_M file spends most of its time in (Q6_K: the output head): the
  * same quants, scales and offsets as the AVX2 unpack + kq_pairs512, with about half the
@@ -981,4 +1028,17 @@ void ds_quantize_act_q8k(ds_isa isa, const float *x, int8_t *xq, float *xd, int1
     }
 #endif
     quantize_q8k_scalar(x, xq, xd, bsums, n);
+}
+
+bool ds_pack_q4_k_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
+                              int64_t K, uint16_t *dst, int sub, const void *next)
+{
+#if DS_KERNELS_X86
+    if (isa >= DS_ISA_AVX512 && ds_cpu_get()->avx512bf16 && K % QK_K == 0) {
+        pack16_q4_k_avx512bf16(w, row_bytes, nrows, K, dst, sub, next);
+        return true;
+    }
+#endif
+    (void)isa, (void)w, (void)row_bytes, (void)nrows, (void)K, (void)dst, (void)sub, (void)next;
+    return false;
 }

@@ -33,6 +33,35 @@ DS_TARGET_AVX512 static inline __m256i ds_to_bf16_16(__m512 v)
     return _mm512_cvtepi32_epi16(r);
 }
 
+/* oneDNN's BA16a64b2a (pack_bf16.c): the 16 x 16 transpose of 32-bit pairs: r[i] = the 16 pairs of row i in a 32-k slice ->
+ * dst + j*64 (in 32-bit units) = pair j of rows 0..15. */
+DS_TARGET_AVX512 static inline void ds_pairs_transpose16_store(const __m512i r[16], uint32_t *d)
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    /* u[4q + c], 128-bit lane L: pair 4L + c of rows 4q .. 4q+3 */
+    for (int q = 0; q < 4; q++) {
+        const __m512i *tq = t + 4 * q;
+        u[4 * q + 0] = _mm512_unpacklo_epi64(tq[0], tq[2]);
+        u[4 * q + 1] = _mm512_unpackhi_epi64(tq[0], tq[2]);
+        u[4 * q + 2] = _mm512_unpacklo_epi64(tq[1], tq[3]);
+        u[4 * q + 3] = _mm512_unpackhi_epi64(tq[1], tq[3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
+        const __m512i x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+        const __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+        const __m512i y1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+        _mm512_storeu_si512((void *)(d + (0 + c) * 64), _mm512_shuffle_i32x4(x0, y0, 0x88));
+        _mm512_storeu_si512((void *)(d + (4 + c) * 64), _mm512_shuffle_i32x4(x0, y0, 0xDD));
+        _mm512_storeu_si512((void *)(d + (8 + c) * 64), _mm512_shuffle_i32x4(x1, y1, 0x88));
+        _mm512_storeu_si512((void *)(d + (12 + c) * 64), _mm512_shuffle_i32x4(x1, y1, 0xDD));
+    }
+}
+
 /* Mask of the first n (0..16) lanes. */
 static inline __mmask16 ds_mask16(int64_t n)
 {

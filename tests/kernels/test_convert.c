@@ -390,6 +390,41 @@ static void test_pack_q8_0(void **state)
     }
 }
 
+/* ds_pack_q4_k_bf16_16rows likewise (random blocks: every scale/min byte value occurs, f16 d
+ * and dmin finite of all signs and sizes), 16 and 5 valid rows, with a prefetch pointer. */
+static void test_pack_q4_k(void **state)
+{
+    (void)state;
+    enum { K = 512, RB = K / 256 * 144 };
+    static uint8_t w[32 * RB];
+    static float f[16 * K];
+    static uint16_t want[64 * K], got[64 * K];
+    uint64_t x = 4242;
+    for (size_t i = 0; i < sizeof w; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        w[i] = (uint8_t)x;
+    }
+    for (int r = 0; r < 32; r++)
+        for (int b = 0; b < K / 256; b++) {
+            uint8_t *d = w + r * RB + b * 144;
+            d[1] = (uint8_t)((d[1] & 0x80) | (d[1] % 0x7B));
+            d[3] = (uint8_t)((d[3] & 0x80) | (d[3] % 0x7B));
+        }
+    for (int nrows = 16; nrows >= 5; nrows -= 11) {
+        memset(f, 0, sizeof f);
+        for (int r = 0; r < nrows; r++)
+            assert_true(ds_dequant_row(DS_GGML_Q4_K, w + r * RB, f + r * K, K));
+        memset(want, 0xFF, sizeof want);
+        memset(got, 0xFF, sizeof got);
+        ds_pack_f32_bf16_16rows(DS_ISA_SCALAR, f, K, K, want, 2);
+        if (!ds_pack_q4_k_bf16_16rows(ds_isa_best(), w, RB, nrows, K, got, 2, w + 16 * RB)) {
+            print_message("SKIPPED: no AVX512-BF16 on this CPU (fused Q4_K packing)\n");
+            return;
+        }
+        assert_memory_equal(got, want, sizeof want);
+    }
+}
+
 static void test_cpu(void **state)
 {
     (void)state;
@@ -421,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_quantize_act),
         cmocka_unit_test(test_pack_bf16),
         cmocka_unit_test(test_pack_q8_0),
+        cmocka_unit_test(test_pack_q4_k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
