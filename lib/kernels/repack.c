@@ -35,7 +35,9 @@
  *
  * Measured (BENCHMARKS.md, 2-core AMD EPYC VM, one stream per thread): from DRAM the R16 Q5_0
  * GEMV streams ~1.3-1.8x, Q4_K ~1.15-1.3x and Q6_K ~1.0x the row-major ones; an R16 Q8_0 kernel
- * (commit d9d993d) was no faster than the four-stream row-major one and was removed.
+ * (commit d9d993d) was no faster than the four-stream row-major one and was removed. Since the
+ * row-major K-quant kernels read four streams (fourth session) they beat R16 Q4_K and Q6_K, so
+ * the loader repacks only Q5_0 (ds_r16_pays).
  */
 #include "kernels/kernels_impl.h"
 #include "format/ggml_types.h"
