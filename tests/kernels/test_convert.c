@@ -356,73 +356,59 @@ static void test_pack_bf16(void **state)
     }
 }
 
-/* ds_pack_q8_0_bf16_16rows (fused, where the CPU has AVX512-BF16) equals dequantizing to f32
- * and packing with the scalar ds_pack_f32_bf16_16rows, for 16 and for 5 valid rows. */
-static void test_pack_q8_0(void **state)
+/* The fused packings (ds_pack_<type>_bf16_16rows, where the CPU has AVX512-BF16) equal
+ * dequantizing to f32 and packing with the scalar ds_pack_f32_bf16_16rows, for 16 and for 5
+ * valid rows. The weights: 32 rows (the last 16 are the prefetch pointer's) of K elements,
+ * rb bytes each, random bytes with every f16 scale (at the `nscale` offsets `scale_at` of each
+ * block of `bb` bytes) made finite, of all signs and sizes. */
+typedef bool (*fused_pack_fn)(ds_isa isa, const void *w, size_t row_bytes, int nrows, int64_t K,
+                              uint16_t *dst, int sub, const void *next);
+
+static void check_fused_pack(uint32_t type, const char *name, fused_pack_fn fn, int64_t K,
+                             size_t bb, int64_t be, const int *scale_at, int nscale, uint64_t seed)
 {
-    (void)state;
-    enum { K = 96, RB = K / 32 * 34 };
-    static uint8_t w[16 * RB];
-    static float f[16 * K];
-    static uint16_t want[64 * K], got[64 * K];
-    uint64_t x = 777;
-    for (size_t i = 0; i < sizeof w; i++) {
+    const size_t rb = (size_t)(K / be) * bb;
+    uint8_t *w = malloc(32 * rb);
+    float *f = calloc(16 * (size_t)K, sizeof(float));
+    uint16_t *want = malloc(64 * (size_t)K * 2), *got = malloc(64 * (size_t)K * 2);
+    assert_true(w && f && want && got);
+    uint64_t x = seed;
+    for (size_t i = 0; i < 32 * rb; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         w[i] = (uint8_t)x;
     }
-    for (int r = 0; r < 16; r++)
-        for (int b = 0; b < K / 32; b++) {   /* finite f16 scales of all signs and sizes */
-            uint8_t *d = w + r * RB + b * 34;
-            d[1] = (uint8_t)((d[1] & 0x80) | (d[1] % 0x7B));
+    for (size_t b = 0; b < 32 * rb / bb; b++)
+        for (int j = 0; j < nscale; j++) {
+            uint8_t *hi = w + b * bb + scale_at[j] + 1;
+            *hi = (uint8_t)((*hi & 0x80) | (*hi % 0x7B));
         }
     for (int nrows = 16; nrows >= 5; nrows -= 11) {
-        memset(f, 0, sizeof f);
+        memset(f, 0, 16 * (size_t)K * sizeof(float));
         for (int r = 0; r < nrows; r++)
-            assert_true(ds_dequant_row(DS_GGML_Q8_0, w + r * RB, f + r * K, K));
-        memset(want, 0xFF, sizeof want);
-        memset(got, 0xFF, sizeof got);
+            assert_true(ds_dequant_row(type, w + r * rb, f + r * K, K));
+        memset(want, 0xFF, 64 * (size_t)K * 2);
+        memset(got, 0xFF, 64 * (size_t)K * 2);
         ds_pack_f32_bf16_16rows(DS_ISA_SCALAR, f, K, K, want, 1);
-        if (!ds_pack_q8_0_bf16_16rows(ds_isa_best(), w, RB, nrows, K, got, 1, NULL)) {
-            print_message("SKIPPED: no AVX512-BF16 on this CPU (fused Q8_0 packing)\n");
-            return;
+        if (!fn(ds_isa_best(), w, rb, nrows, K, got, 1, w + 16 * rb)) {
+            print_message("SKIPPED: no AVX512-BF16 on this CPU (fused %s packing)\n", name);
+            break;
         }
-        assert_memory_equal(got, want, sizeof want);
+        assert_memory_equal(got, want, 64 * (size_t)K * 2);
     }
+    free(w);
+    free(f);
+    free(want);
+    free(got);
 }
 
-/* ds_pack_q4_k_bf16_16rows likewise (random blocks: every scale/min byte value occurs, f16 d
- * and dmin finite of all signs and sizes), 16 and 5 valid rows, with a prefetch pointer. */
-static void test_pack_q4_k(void **state)
+static void test_pack_fused(void **state)
 {
     (void)state;
-    enum { K = 512, RB = K / 256 * 144 };
-    static uint8_t w[32 * RB];
-    static float f[16 * K];
-    static uint16_t want[64 * K], got[64 * K];
-    uint64_t x = 4242;
-    for (size_t i = 0; i < sizeof w; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        w[i] = (uint8_t)x;
-    }
-    for (int r = 0; r < 32; r++)
-        for (int b = 0; b < K / 256; b++) {
-            uint8_t *d = w + r * RB + b * 144;
-            d[1] = (uint8_t)((d[1] & 0x80) | (d[1] % 0x7B));
-            d[3] = (uint8_t)((d[3] & 0x80) | (d[3] % 0x7B));
-        }
-    for (int nrows = 16; nrows >= 5; nrows -= 11) {
-        memset(f, 0, sizeof f);
-        for (int r = 0; r < nrows; r++)
-            assert_true(ds_dequant_row(DS_GGML_Q4_K, w + r * RB, f + r * K, K));
-        memset(want, 0xFF, sizeof want);
-        memset(got, 0xFF, sizeof got);
-        ds_pack_f32_bf16_16rows(DS_ISA_SCALAR, f, K, K, want, 2);
-        if (!ds_pack_q4_k_bf16_16rows(ds_isa_best(), w, RB, nrows, K, got, 2, w + 16 * RB)) {
-            print_message("SKIPPED: no AVX512-BF16 on this CPU (fused Q4_K packing)\n");
-            return;
-        }
-        assert_memory_equal(got, want, sizeof want);
-    }
+    static const int q8_0_d[] = {0}, q4_k_d[] = {0, 2};   /* d; d and dmin */
+    check_fused_pack(DS_GGML_Q8_0, "Q8_0", ds_pack_q8_0_bf16_16rows, 96, 34, 32, q8_0_d, 1, 777);
+    /* two super-blocks a row: 768 random scale/min bytes */
+    check_fused_pack(DS_GGML_Q4_K, "Q4_K", ds_pack_q4_k_bf16_16rows, 512, 144, 256, q4_k_d, 2,
+                     4242);
 }
 
 static void test_cpu(void **state)
@@ -455,8 +441,7 @@ int main(void)
         cmocka_unit_test(test_dequant_unsupported),
         cmocka_unit_test(test_quantize_act),
         cmocka_unit_test(test_pack_bf16),
-        cmocka_unit_test(test_pack_q8_0),
-        cmocka_unit_test(test_pack_q4_k),
+        cmocka_unit_test(test_pack_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
