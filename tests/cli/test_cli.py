@@ -110,3 +110,31 @@ def test_tokenize_special_flag():
     plain = json.loads(ds("tokenize", "-m", V3, "--no-bos", text).stdout)
     special = json.loads(ds("tokenize", "-m", V3, "--no-bos", "--special", text).stdout)
     assert len(special) < len(plain) and 128803 in special and 128803 not in plain
+
+
+def test_bench_json(tiny):
+    """`ds bench --json`: one object with the keys the performance issue asks for, and the
+    fractions computed from the same run's numbers (small run: 8-token prompt, 4 tokens, a
+    64 MiB bandwidth probe)."""
+    r = ds("bench", "-m", tiny, "-p", 8, "-n", 4, "-t", 1, "-r", 1, "--bw-mib", 64, "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    for key in ("prefill_tps", "decode_tps", "ttft_ms", "peak_rss_bytes", "weight_bytes_per_token",
+                "bandwidth_gbs", "decode_bw_fraction", "bf16_peak_gflops", "prefill_peak_fraction",
+                "threads", "bandwidth_median_gbs", "decode_bw_fraction_median"):
+        assert key in j, key
+    assert j["threads"] == 1 and j["n_prompt"] == 8 and j["n_gen"] == 4
+    assert j["prefill_tps"] > 0 and j["decode_tps"] > 0 and j["ttft_ms"] > 0
+    assert j["peak_rss_bytes"] > 0 and j["weight_bytes_per_token"] > 0
+    assert 0 < j["bandwidth_median_gbs"] <= j["bandwidth_gbs"]
+    for frac, bw in (("decode_bw_fraction", "bandwidth_gbs"),
+                     ("decode_bw_fraction_median", "bandwidth_median_gbs")):
+        want = j["weight_bytes_per_token"] * j["decode_tps"] / (j[bw] * 1e9)
+        assert abs(j[frac] - want) <= 1e-4 + 1e-3 * want, (frac, j[frac], want)
+    if j["bf16_peak_gflops"] > 0:   # 0 where oneDNN has no bf16 matmul on this CPU
+        want = j["prefill_flops_per_token"] * j["prefill_tps"] / 1e9 / j["bf16_peak_gflops"]
+        assert abs(j["prefill_peak_fraction"] - want) <= 1e-4 + 1e-3 * want
+    r = ds("bench", "-m", tiny, "-p", 8, "-n", 4, "-t", 1, "-r", 1, "--no-probe", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["bandwidth_gbs"] == 0 and j["decode_bw_fraction"] == 0
