@@ -112,8 +112,13 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, s
         c = _mm512_add_epi64(c, _mm512_load_si512(p2 + i + 1));
         d = _mm512_add_epi64(d, _mm512_load_si512(p3 + i + 1));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    /* summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit lanes in C, which
+     * overflows (undefined behaviour, caught by UBSan) on these wrapping sums */
+    uint64_t o[8], sum = 0;
+    _mm512_storeu_si512((void *)o, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (int i = 0; i < 8; i++)
+        sum += o[i];
+    return sum;
 }
 #endif
 
