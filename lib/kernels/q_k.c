@@ -639,14 +639,21 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
 
 /* A super-block's chunk pairs (chunks 2i and 2i+1 as one 512-bit vector) and their scale
  * vectors, built once for all activation rows. */
-DS_TARGET_AVX512VNNI DS_INLINE void kq_pairs512(const kq_vec *u, __m512i qq[4], __m512i sv[4])
+/* The four pair scale vectors of a super-block (u->sc set). */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pair_scales(const kq_vec *u, __m512i sv[4])
 {
     const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        qq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u->q[2 * i]), u->q[2 * i + 1], 1);
+    for (int i = 0; i < 4; i++)
         sv[i] = pair_scales(scb, i);
-    }
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pairs512(const kq_vec *u, __m512i qq[4], __m512i sv[4])
+{
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        qq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u->q[2 * i]), u->q[2 * i + 1], 1);
+    kq_pair_scales(u, sv);
 }
 
 /* Q4_K rows straight into oneDNN's blocked bf16 layout (the prefill tiles; mm.c): slice kb
@@ -732,10 +739,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void q6k_pairs512(const uint8_t *p, kq_vec *u, __
         qq[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
                                         _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30));
     }
-    const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        sv[i] = pair_scales(scb, i);
+    kq_pair_scales(u, sv);
 }
 
 /* Q4_K: qs bytes 32i .. 32i+31 hold chunk 2i (low nibbles) and 2i+1 (high nibbles). */
@@ -747,10 +751,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void q4k_pairs512(const uint8_t *p, kq_vec *u, __
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
         qq[i] = _mm512_and_si512(_mm512_srlv_epi16(dup256(p + 16 + 32 * i), sr), m4);
-    const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        sv[i] = pair_scales(scb, i);
+    kq_pair_scales(u, sv);
 }
 
 #define KQ_PAIRS512_GENERIC(NAME)                                                           \

@@ -40,6 +40,7 @@
  * the loader repacks only Q5_0 (ds_r16_pays).
  */
 #include "kernels/kernels_impl.h"
+#include "kernels/gemv_tmpl.h"
 #include "format/ggml_types.h"
 
 #include <string.h>
@@ -159,11 +160,6 @@ static void halfs_out(uint8_t *const dst[R], const uint8_t *src, size_t o)
         memcpy(dst[r] + o, src + 2 * r, 2);
 }
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void wr32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;
@@ -172,22 +168,16 @@ static void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-/* Q5_0 high bits: element e = 4i + c (i < 8, c < 4) moves from bit e to bit 8c + i */
-static uint32_t q5_qh_in(uint32_t h)
+/* Q5_0 high bits: element e = 4i + c (i < 8, c < 4) moves from bit e to bit 8c + i (in), or
+ * back (out) */
+static uint32_t q5_qh_perm(uint32_t h, bool in)
 {
     uint32_t o = 0;
     for (int i = 0; i < 8; i++)
-        for (int c = 0; c < 4; c++)
-            o |= ((h >> (4 * i + c)) & 1u) << (8 * c + i);
-    return o;
-}
-
-static uint32_t q5_qh_out(uint32_t h)
-{
-    uint32_t o = 0;
-    for (int i = 0; i < 8; i++)
-        for (int c = 0; c < 4; c++)
-            o |= ((h >> (8 * c + i)) & 1u) << (4 * i + c);
+        for (int c = 0; c < 4; c++) {
+            const int e = 4 * i + c, g = 8 * c + i;
+            o |= ((h >> (in ? e : g)) & 1u) << (in ? g : e);
+        }
     return o;
 }
 
@@ -198,7 +188,7 @@ static void blk_pack(uint32_t type, const uint8_t *const s[R], uint8_t *d)
     case DS_GGML_Q5_0:
         halfs_in(d, s, 0);
         for (int r = 0; r < R; r++)
-            wr32(d + 32 + 4 * r, q5_qh_in(rd32(s[r] + 2)));
+            wr32(d + 32 + 4 * r, q5_qh_perm(ds_rd32(s[r] + 2), true));
         quads_in(d + 96, s, 6, 16);
         break;
     case DS_GGML_Q4_K:
@@ -226,7 +216,7 @@ static void blk_unpack(ds_isa isa, uint32_t type, const uint8_t *s, uint8_t *con
     case DS_GGML_Q5_0:
         halfs_out(d, s, 0);
         for (int r = 0; r < R; r++)
-            wr32(d[r] + 2, q5_qh_out(rd32(s + 32 + 4 * r)));
+            wr32(d[r] + 2, q5_qh_perm(ds_rd32(s + 32 + 4 * r), false));
         quads_out_fast(isa, d, s + 96, 6, 16);
         break;
     case DS_GGML_Q4_K:
