@@ -2,8 +2,9 @@
  * examples/ds/cmd_bench.c — `ds bench`: prefill and decode speed of a model, measured against
  * two ceilings the bench measures itself in the same run:
  *   - the machine's memory read bandwidth (AVX-512 / AVX2 / portable read loop, `threads`
- *     threads over a >= 1 GiB buffer, best of several passes), and decode's achieved fraction
- *     of it: weight bytes read per token x decode tokens/s / bandwidth;
+ *     threads over a buffer of at least 1 GiB and 4x the last-level cache, passes timed by
+ *     the workers; best and median of several passes), and decode's achieved fraction of it:
+ *     weight bytes read per token x decode tokens/s / bandwidth;
  *   - oneDNN's bf16 matmul peak (bf16 x bf16 -> f32 of compute-bound shapes, OpenMP threads =
  *     -t, best of several runs), and prefill's achieved fraction of it: FLOPs per prompt token
  *     x prefill tokens/s / peak.
@@ -49,7 +50,9 @@ static void help(FILE *f)
             "  --session-size   session file size (ds_session_save_buffer, zstd) after the\n"
             "                   prompt and after decoding, and the growth per 1,000 tokens\n"
             "  --repack         with --load read|hugepages, repack the weights for the 16-row\n"
-            "                   decode kernels (ds_model_params.repack = DS_REPACK_WEIGHTS)\n");
+            "                   decode kernels (ds_model_params.repack = DS_REPACK_WEIGHTS)\n"
+            "  --bw-mib MIB     the bandwidth probe's buffer (default: 1024 or 4x the last-level\n"
+            "                   cache, whichever is larger, so that it reads DRAM)\n");
 }
 
 static double now_s(void)
@@ -95,9 +98,31 @@ __attribute__((target("avx2"))) static uint64_t read_avx2(const void *p_, size_t
     return o[0] + o[1] + o[2] + o[3];
 }
 
-/* Four interleaved streams (quarters of the part): more lines in flight per core than one
- * stream, measured ~5% more on the 2-core VM. bytes is a multiple of 1024. */
+/* One stream, four accumulators: on the AMD EPYC VM the hardware prefetcher serves a single
+ * stream per core best (1 GiB, 2 threads, passes timed by the readers: 1 stream 30-54 GB/s,
+ * 2/4/8 interleaved streams 17-36 GB/s). bytes is a multiple of 256. */
 __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, size_t bytes)
+{
+    const __m512i *p = p_;
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    for (size_t i = 0; i < bytes / 64; i += 4) { /* 256 bytes per iteration */
+        a = _mm512_add_epi64(a, _mm512_load_si512(p + i));
+        b = _mm512_add_epi64(b, _mm512_load_si512(p + i + 1));
+        c = _mm512_add_epi64(c, _mm512_load_si512(p + i + 2));
+        d = _mm512_add_epi64(d, _mm512_load_si512(p + i + 3));
+    }
+    /* summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit lanes in C, which
+     * overflows (undefined behaviour, caught by UBSan) on these wrapping sums */
+    uint64_t o[8], sum = 0;
+    _mm512_storeu_si512((void *)o, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (int i = 0; i < 8; i++)
+        sum += o[i];
+    return sum;
+}
+
+/* Four interleaved streams (quarters of the part): more lines in flight per core, which some
+ * machines reward (an earlier Intel VM). bytes is a multiple of 1024. */
+__attribute__((target("avx512f"))) static uint64_t read_avx512x4(const void *p_, size_t bytes)
 {
     const size_t q = bytes / 4 / 64; /* 64-byte vectors per stream */
     const __m512i *p0 = p_, *p1 = p0 + q, *p2 = p1 + q, *p3 = p2 + q;
@@ -112,8 +137,6 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, s
         c = _mm512_add_epi64(c, _mm512_load_si512(p2 + i + 1));
         d = _mm512_add_epi64(d, _mm512_load_si512(p3 + i + 1));
     }
-    /* summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit lanes in C, which
-     * overflows (undefined behaviour, caught by UBSan) on these wrapping sums */
     uint64_t o[8], sum = 0;
     _mm512_storeu_si512((void *)o, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
     for (int i = 0; i < 8; i++)
@@ -122,21 +145,29 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, s
 }
 #endif
 
-static read_fn pick_read(const char **name)
+/* The read loops the probe tries on this CPU (at most BW_VARIANTS), best first by default. */
+#define BW_VARIANTS 2
+typedef struct read_variant {
+    const char *name;
+    read_fn fn;
+} read_variant;
+
+static int pick_reads(read_variant *v)
 {
 #ifdef BENCH_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) {
-        *name = "avx512";
-        return read_avx512;
+        v[0] = (read_variant){"avx512", read_avx512};
+        v[1] = (read_variant){"avx512x4", read_avx512x4};
+        return 2;
     }
     if (__builtin_cpu_supports("avx2")) {
-        *name = "avx2";
-        return read_avx2;
+        v[0] = (read_variant){"avx2", read_avx2};
+        return 1;
     }
 #endif
-    *name = "portable";
-    return read_portable;
+    v[0] = (read_variant){"portable", read_portable};
+    return 1;
 }
 
 typedef struct bw_ctx {
@@ -146,6 +177,7 @@ typedef struct bw_ctx {
     read_fn fn;
     pthread_barrier_t start, done;
     volatile uint64_t sink;
+    double t0[64], t1[64]; /* each worker's own start and end of the current pass */
 } bw_ctx;
 
 typedef struct bw_arg {
@@ -159,23 +191,27 @@ static void *bw_worker(void *a_)
     bw_ctx *c = a->c;
     for (int pass = 0; pass < c->passes; pass++) {
         pthread_barrier_wait(&c->start);
+        c->t0[a->idx] = now_s();
         c->sink += c->fn(c->buf + (size_t)a->idx * c->part, c->part);
+        c->t1[a->idx] = now_s();
         pthread_barrier_wait(&c->done);
     }
     return NULL;
 }
 
-/* Read bandwidth in GB/s: `threads` threads each reading its contiguous part of a buffer of
- * `mib` MiB (touched first; transparent huge pages requested), all started together by a
- * barrier; the best of `passes` passes. Each pass's GB/s is also stored at rates[0..passes)
- * (when rates is not NULL; 0 where a pass did not run). */
-static double measure_bandwidth(int threads, size_t mib, int passes, const char **kernel,
-                                double *rates)
+/* Read bandwidth: `threads` threads each reading its contiguous part of a buffer of `mib` MiB
+ * (touched first; transparent huge pages requested), all started together by a barrier, with
+ * each of the n read loops at v in turn, `passes` times. A pass lasts from the first reader's
+ * start to the last reader's end, as the readers themselves time it: timed from the main
+ * thread instead, a main thread descheduled after the start barrier (it shares the cores with
+ * the readers) sees a pass shorter than it was, which measured passes ~20 % too fast on the
+ * 2-core VM. The GB/s of pass p of loop i is stored at rates[i * passes + p] (0 where a pass
+ * did not run). Returns false when the buffer or the threads are not available. */
+static bool measure_bandwidth(int threads, size_t mib, int passes, const read_variant *v, int n,
+                              double *rates)
 {
-    if (rates)
-        for (int i = 0; i < passes; i++)
-            rates[i] = 0.0;
-    read_fn fn = pick_read(kernel);
+    for (int i = 0; i < n * passes; i++)
+        rates[i] = 0.0;
     if (threads > 64)
         threads = 64;
     const size_t align = (size_t)2 << 20;
@@ -184,12 +220,12 @@ static double measure_bandwidth(int threads, size_t mib, int passes, const char 
     bytes = part * (size_t)threads;
     uint8_t *buf = aligned_alloc(align, (bytes + align - 1) / align * align);
     if (!buf)
-        return 0.0;
+        return false;
 #ifdef MADV_HUGEPAGE
     madvise(buf, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
 #endif
     memset(buf, 1, bytes);
-    bw_ctx c = {.buf = buf, .part = part, .threads = threads, .passes = passes, .fn = fn};
+    bw_ctx c = {.buf = buf, .part = part, .threads = threads, .passes = passes * n, .fn = v[0].fn};
     pthread_barrier_init(&c.start, NULL, (unsigned)threads + 1);
     pthread_barrier_init(&c.done, NULL, (unsigned)threads + 1);
     pthread_t th[64];
@@ -202,20 +238,23 @@ static double measure_bandwidth(int threads, size_t mib, int passes, const char 
             break;
         started++;
     }
-    double best = 0.0;
     if (started == threads) {
-        for (int pass = 0; pass < passes; pass++) {
+        for (int pass = 0; pass < passes * n; pass++) {
+            c.fn = v[pass % n].fn; /* published to the readers by the barrier */
             pthread_barrier_wait(&c.start);
-            double t0 = now_s();
             pthread_barrier_wait(&c.done);
-            double dt = now_s() - t0;
+            double t0 = c.t0[0], t1 = c.t1[0];
+            for (int t = 1; t < threads; t++) {
+                if (c.t0[t] < t0)
+                    t0 = c.t0[t];
+                if (c.t1[t] > t1)
+                    t1 = c.t1[t];
+            }
+            double dt = t1 - t0 > 1e-9 ? t1 - t0 : 1e-9;
             double gbs = (double)bytes / dt / 1e9;
-            if (rates)
-                rates[pass] = gbs;
-            if (gbs > best)
-                best = gbs;
+            rates[(pass % n) * passes + pass / n] = gbs;
         }
-    } else {
+    } else { /* the started readers wait at a barrier that can never fill */
         fprintf(stderr, "ds bench: could not start %d probe threads\n", threads);
         exit(1);
     }
@@ -224,14 +263,52 @@ static double measure_bandwidth(int threads, size_t mib, int passes, const char 
     pthread_barrier_destroy(&c.start);
     pthread_barrier_destroy(&c.done);
     free(buf);
+    return true;
+}
+
+/* Bytes of the last-level cache (the largest cache sysfs lists for cpu0), 0 when unknown. */
+static size_t llc_bytes(void)
+{
+    size_t best = 0;
+    for (int i = 0; i < 8; i++) {
+        char path[96], txt[32];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(txt, sizeof txt, f)) {
+            char *end;
+            unsigned long long v = strtoull(txt, &end, 10);
+            if (*end == 'K')
+                v <<= 10;
+            else if (*end == 'M')
+                v <<= 20;
+            if (v > best)
+                best = (size_t)v;
+        }
+        fclose(f);
+    }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 > 0 && (size_t)l3 > best)
+        best = (size_t)l3;
+#endif
     return best;
 }
 
-/* Passes of each of the two bandwidth probes. The best pass is the headline figure (as
- * STREAM reports its best time). On a VM whose bandwidth drifts the passes spread widely
- * (measured 60-105 GB/s between consecutive 1 GiB passes), so the median of all passes is
- * printed too: decode is a sustained read over seconds, closer to the median than to the
- * best burst. */
+/* The probe's buffer in MiB: at least 1 GiB and at least 4x the last-level cache (STREAM's
+ * rule), so that the passes read DRAM and not the cache. Measured on a VM with a 480 MiB L3:
+ * a 128-512 MiB buffer gave passes up to 1128 GB/s; 1 GiB up to 37 GB/s, 2-8 GiB 33-34 GB/s. */
+static size_t probe_mib(void)
+{
+    const size_t llc_mib = (llc_bytes() + (1u << 20) - 1) >> 20;
+    return llc_mib * 4 > 1024 ? llc_mib * 4 : 1024;
+}
+
+/* Passes of each read loop in each of the two bandwidth probes. The best pass is the headline
+ * figure (as STREAM reports its best time). On a VM whose bandwidth drifts the passes spread
+ * widely (measured 30-54 GB/s between consecutive 1 GiB passes), so the median pass is printed
+ * too: decode is a sustained read over seconds, closer to the median than to the best burst. */
 #define BW_PASSES 10
 
 static int cmp_double(const void *a, const void *b)
@@ -552,7 +629,7 @@ static bool parse_counts(const char *v, long *out, int *n)
 int ds_cmd_bench(int argc, char **argv)
 {
     const char *model_path = NULL, *prec = "bf16", *kvt = "f32", *load = "mmap";
-    long n_prompt = 512, n_gen = 128, repeat = 1, batch_prompt = 64, bw_mib = 1024;
+    long n_prompt = 512, n_gen = 128, repeat = 1, batch_prompt = 64, bw_mib = 0;
     int threads = 2, n_batches = 0;
     long batches[32];
     bool json = false, probe = true, sess_size = false, repack = false;
@@ -603,7 +680,7 @@ int ds_cmd_bench(int argc, char **argv)
     int kv = ds_cli_parse_kv_type(kvt);
     int lm = ds_cli_parse_load_mode(load);
     if (!model_path || n_prompt < 1 || n_gen < 1 || threads < 1 || threads > 64 || kv < 0 ||
-        lm < 0 || repeat < 1 || batch_prompt < 1 || bw_mib < 64 ||
+        lm < 0 || repeat < 1 || batch_prompt < 1 || (bw_mib != 0 && bw_mib < 64) ||
         (strcmp(prec, "f32") != 0 && strcmp(prec, "bf16") != 0)) {
         fprintf(stderr, "ds bench: bad or missing arguments\n");
         help(stderr);
@@ -737,17 +814,36 @@ int ds_cmd_bench(int argc, char **argv)
     /* the probes (after the runs, so that their buffers are not in the peak memory) run twice,
      * and the better result counts: on a shared machine either may catch a busy moment */
     const char *bw_kernel = "none";
-    double bw = 0.0, bw_med = 0.0, rates[2 * BW_PASSES];
+    double bw = 0.0, bw_med = 0.0;
     peak_result pk = {0};
+    if (bw_mib == 0)
+        bw_mib = (long)probe_mib();
     if (probe) {
-        bw = measure_bandwidth(threads, (size_t)bw_mib, BW_PASSES, &bw_kernel, rates);
+        /* rates[round][loop][pass]; the best pass of any loop is the headline bandwidth, and
+         * the median is that of the loop with the best median over both rounds */
+        read_variant rv[BW_VARIANTS];
+        const int nv = pick_reads(rv);
+        double rates[2][BW_VARIANTS][BW_PASSES], per[2 * BW_PASSES];
+        bool ok = measure_bandwidth(threads, (size_t)bw_mib, BW_PASSES, rv, nv, &rates[0][0][0]);
         pk = measure_bf16_peak(threads);
-        const double bw2 = measure_bandwidth(threads, (size_t)bw_mib, BW_PASSES, &bw_kernel,
-                                             rates + BW_PASSES);
-        bw_med = median(rates, 2 * BW_PASSES);
+        ok = ok &&
+             measure_bandwidth(threads, (size_t)bw_mib, BW_PASSES, rv, nv, &rates[1][0][0]);
+        for (int i = 0; ok && i < nv; i++) {
+            for (int r = 0; r < 2; r++)
+                for (int p = 0; p < BW_PASSES; p++) {
+                    per[r * BW_PASSES + p] = rates[r][i][p];
+                    if (rates[r][i][p] > bw) {
+                        bw = rates[r][i][p];
+                        bw_kernel = rv[i].name;
+                    }
+                }
+            const double med = median(per, 2 * BW_PASSES);
+            if (med > bw_med)
+                bw_med = med;
+        }
+        if (!ok)
+            fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
         const peak_result pk2 = measure_bf16_peak(threads);
-        if (bw2 > bw)
-            bw = bw2;
         if (pk2.gflops > pk.gflops) {
             const double inplace = pk.inplace_gflops;
             pk = pk2;
@@ -780,6 +876,7 @@ int ds_cmd_bench(int argc, char **argv)
                ", \"weight_bytes_per_token\": %" PRIu64 ", \"bandwidth_gbs\": %.3f"
                ", \"bandwidth_kernel\": \"%s\", \"decode_bw_fraction\": %.4f"
                ", \"bandwidth_median_gbs\": %.3f, \"decode_bw_fraction_median\": %.4f"
+               ", \"bandwidth_buffer_bytes\": %zu"
                ", \"prefill_flops_per_token\": %.0f, \"prefill_gflops\": %.3f"
                ", \"bf16_peak_gflops\": %.3f, \"bf16_peak_inplace_gflops\": %.3f"
                ", \"bf16_peak_shape\": [%" PRId64 ", %" PRId64 ", %" PRId64 "]"
@@ -788,7 +885,7 @@ int ds_cmd_bench(int argc, char **argv)
                ", \"session_bytes\": %" PRIu64,
                threads, prec, load, repack ? "true" : "false", load_s, n_prompt, produced, repeat, prefill_tps,
                n_prompt / first_prefill, n_prompt / warm_prefill_s, decode_tps, ttft_ms,
-               peak_rss, wbytes, bw, bw_kernel, frac, bw_med, frac_med, flops_tok, prefill_gflops, pk.gflops,
+               peak_rss, wbytes, bw, bw_kernel, frac, bw_med, frac_med, (size_t)bw_mib << 20, flops_tok, prefill_gflops, pk.gflops,
                pk.inplace_gflops, pk.m, pk.k, pk.n, pfrac, kvt, kvb, session_bytes);
         if (sess_size)
             printf(", \"session_file_bytes\": [[%zu, %zu], [%zu, %zu]]"
@@ -818,11 +915,11 @@ int ds_cmd_bench(int argc, char **argv)
         printf("flops/token      %.3f GFLOP per prompt token: prefill runs at %.1f GFLOP/s\n",
                flops_tok / 1e9, prefill_gflops);
         if (probe) {
-            printf("bandwidth        %.2f GB/s measured (best of %d passes, %d threads, %s); "
-                   "decode reaches %.1f%% of it\n", bw, 2 * BW_PASSES, threads, bw_kernel,
-                   frac * 100);
-            printf("                 median pass %.2f GB/s; decode reaches %.1f%% of that\n",
-                   bw_med, frac_med * 100);
+            printf("bandwidth        %.2f GB/s measured (best pass of %d per read loop over %ld "
+                   "MiB, %d threads, %s); decode reaches %.1f%% of it\n", bw, 2 * BW_PASSES,
+                   bw_mib, threads, bw_kernel, frac * 100);
+            printf("                 median pass %.2f GB/s (the read loop with the best median); "
+                   "decode reaches %.1f%% of that\n", bw_med, frac_med * 100);
             printf("bf16 peak        %.1f GFLOP/s (oneDNN %" PRId64 "x%" PRId64 "x%" PRId64
                    "; %.1f with weights in place); prefill reaches %.1f%% of it\n",
                    pk.gflops, pk.m, pk.k, pk.n, pk.inplace_gflops, pfrac * 100);

@@ -124,6 +124,7 @@ def test_bench_json(tiny):
                 "threads", "bandwidth_median_gbs", "decode_bw_fraction_median"):
         assert key in j, key
     assert j["threads"] == 1 and j["n_prompt"] == 8 and j["n_gen"] == 4
+    assert j["bandwidth_buffer_bytes"] == 64 << 20
     assert j["prefill_tps"] > 0 and j["decode_tps"] > 0 and j["ttft_ms"] > 0
     assert j["peak_rss_bytes"] > 0 and j["weight_bytes_per_token"] > 0
     assert 0 < j["bandwidth_median_gbs"] <= j["bandwidth_gbs"]
@@ -138,3 +139,9 @@ def test_bench_json(tiny):
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert j["bandwidth_gbs"] == 0 and j["decode_bw_fraction"] == 0
+    # the default probe buffer: >= 1 GiB and >= 4x the largest cache sysfs lists (so it reads DRAM)
+    llc = 0
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        t = f.read_text().strip()
+        llc = max(llc, int(t.rstrip("KM")) << {"K": 10, "M": 20}.get(t[-1], 0))
+    assert j["bandwidth_buffer_bytes"] >= max(1 << 30, 4 * llc), (j["bandwidth_buffer_bytes"], llc)
