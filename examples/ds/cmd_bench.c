@@ -1,10 +1,11 @@
 /*
  * examples/ds/cmd_bench.c — `ds bench`: prefill and decode speed of a model, measured against
  * two ceilings the bench measures itself in the same run:
- *   - the machine's memory read bandwidth (AVX-512 / AVX2 / portable read loop, `threads`
- *     threads over a buffer of at least 1 GiB and 4x the last-level cache, passes timed by
- *     the workers; best and median of several passes), and decode's achieved fraction of it:
- *     weight bytes read per token x decode tokens/s / bandwidth;
+ *   - the machine's memory read bandwidth (AVX-512 one- and four-stream / AVX2 / portable
+ *     read loops, `threads` threads over a buffer of at least 1 GiB and 4x the last-level
+ *     cache, passes timed by the readers; best and median pass), probed right after each
+ *     decode run, and decode's achieved fraction of the probe next to it: weight bytes read
+ *     per token x decode tokens/s / bandwidth (the headline: the best decode run);
  *   - oneDNN's bf16 matmul peak (bf16 x bf16 -> f32 of compute-bound shapes, OpenMP threads =
  *     -t, best of several runs), and prefill's achieved fraction of it: FLOPs per prompt token
  *     x prefill tokens/s / peak.
@@ -322,6 +323,30 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* One bandwidth probe (BW_PASSES passes of each read loop): its best pass (and the loop that
+ * read it) and the best of the loops' median passes. False without memory or threads. */
+static bool probe_bandwidth(int threads, size_t mib, double *best, double *med,
+                            const char **kernel)
+{
+    read_variant rv[BW_VARIANTS];
+    const int nv = pick_reads(rv);
+    double rates[BW_VARIANTS][BW_PASSES];
+    *best = *med = 0.0;
+    if (!measure_bandwidth(threads, mib, BW_PASSES, rv, nv, &rates[0][0]))
+        return false;
+    for (int i = 0; i < nv; i++) {
+        for (int p = 0; p < BW_PASSES; p++)
+            if (rates[i][p] > *best) {
+                *best = rates[i][p];
+                *kernel = rv[i].name;
+            }
+        const double m = median(rates[i], BW_PASSES);
+        if (m > *med)
+            *med = m;
+    }
+    return true;
 }
 
 /* ---- oneDNN bf16 matmul peak ------------------------------------------------------------ */
@@ -739,6 +764,19 @@ int ds_cmd_bench(int argc, char **argv)
     if (s == DS_OK)
         s = ds_session_reset(ss);
 
+    /* The bandwidth probe runs right after each decode run, and decode's fraction is taken
+     * against the probe next to it in time: this VM's bandwidth drifts between ~33 and ~60
+     * GB/s over minutes, so a probe taken apart from the decode compares two different
+     * machines. The peak memory is read after the first run, before any probe buffer. */
+    if (bw_mib == 0)
+        bw_mib = (long)probe_mib();
+    const char *bw_kernel = "none";
+    double *run_bw = calloc((size_t)repeat * 3, sizeof *run_bw);
+    double *run_med = run_bw ? run_bw + repeat : NULL, *run_tps = run_bw ? run_bw + 2 * repeat : NULL;
+    uint64_t peak_rss = 0;
+    long best_rep = 0;
+    if (!run_bw)
+        s = DS_ERR_NO_MEMORY;
     double best_prefill = 1e30, first_prefill = 0, best_decode = 1e30, best_ttft = 1e30;
     long produced = 0;
     size_t file_after_prompt = 0, file_after_gen = 0, tok_after_prompt = 0, tok_after_gen = 0;
@@ -771,8 +809,19 @@ int ds_cmd_bench(int argc, char **argv)
             first_prefill = t1 - t0;
         if (t1 - t0 < best_prefill)
             best_prefill = t1 - t0;
-        if (t2 - t1b < best_decode)
+        if (t2 - t1b < best_decode) {
             best_decode = t2 - t1b;
+            best_rep = rep;
+        }
+        run_tps[rep] = produced / (t2 - t1b);
+        if (rep == 0) { /* peak memory of the model and one session */
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            peak_rss = (uint64_t)ru.ru_maxrss * 1024;
+        }
+        if (probe && !probe_bandwidth(threads, (size_t)bw_mib, &run_bw[rep], &run_med[rep],
+                                      &bw_kernel))
+            fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
         if (t1 - t0 + (t_first - t1b) < best_ttft)
             best_ttft = t1 - t0 + (t_first - t1b);
         if (sess_size && rep == repeat - 1) {
@@ -784,6 +833,7 @@ int ds_cmd_bench(int argc, char **argv)
     }
     if (s != DS_OK) {
         int rc = ds_cli_fail("bench", s);
+        free(run_bw);
         free(warm);
         free(toks);
         ds_session_close(ss);
@@ -794,16 +844,13 @@ int ds_cmd_bench(int argc, char **argv)
     ds_session_close(ss);
     free(warm);
     free(toks);
-    /* peak memory of the model and one session (before the batch runs and the probes) */
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    const uint64_t peak_rss = (uint64_t)ru.ru_maxrss * 1024;
 
     batch_result br[32];
     for (int b = 0; b < n_batches; b++) {
         s = run_batch(m, &in, batches[b], batch_prompt, n_gen, (uint32_t)kv, &br[b]);
         if (s != DS_OK) {
             int rc = ds_cli_fail("bench", s);
+            free(run_bw);
             ds_model_close(m);
             return rc;
         }
@@ -811,38 +858,12 @@ int ds_cmd_bench(int argc, char **argv)
 
     const uint64_t wbytes = weight_bytes_per_token(m, &in);
     const double flops_tok = prefill_flops_per_token(m, &in, n_prompt);
-    /* the probes (after the runs, so that their buffers are not in the peak memory) run twice,
-     * and the better result counts: on a shared machine either may catch a busy moment */
-    const char *bw_kernel = "none";
-    double bw = 0.0, bw_med = 0.0;
+    /* the bf16 peak is measured twice after the runs, and the better result counts: on a
+     * shared machine either may catch a busy moment */
+    const double bw = run_bw[best_rep], bw_med = run_med[best_rep];
     peak_result pk = {0};
-    if (bw_mib == 0)
-        bw_mib = (long)probe_mib();
     if (probe) {
-        /* rates[round][loop][pass]; the best pass of any loop is the headline bandwidth, and
-         * the median is that of the loop with the best median over both rounds */
-        read_variant rv[BW_VARIANTS];
-        const int nv = pick_reads(rv);
-        double rates[2][BW_VARIANTS][BW_PASSES], per[2 * BW_PASSES];
-        bool ok = measure_bandwidth(threads, (size_t)bw_mib, BW_PASSES, rv, nv, &rates[0][0][0]);
         pk = measure_bf16_peak(threads);
-        ok = ok &&
-             measure_bandwidth(threads, (size_t)bw_mib, BW_PASSES, rv, nv, &rates[1][0][0]);
-        for (int i = 0; ok && i < nv; i++) {
-            for (int r = 0; r < 2; r++)
-                for (int p = 0; p < BW_PASSES; p++) {
-                    per[r * BW_PASSES + p] = rates[r][i][p];
-                    if (rates[r][i][p] > bw) {
-                        bw = rates[r][i][p];
-                        bw_kernel = rv[i].name;
-                    }
-                }
-            const double med = median(per, 2 * BW_PASSES);
-            if (med > bw_med)
-                bw_med = med;
-        }
-        if (!ok)
-            fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
         const peak_result pk2 = measure_bf16_peak(threads);
         if (pk2.gflops > pk.gflops) {
             const double inplace = pk.inplace_gflops;
@@ -887,6 +908,13 @@ int ds_cmd_bench(int argc, char **argv)
                n_prompt / first_prefill, n_prompt / warm_prefill_s, decode_tps, ttft_ms,
                peak_rss, wbytes, bw, bw_kernel, frac, bw_med, frac_med, (size_t)bw_mib << 20, flops_tok, prefill_gflops, pk.gflops,
                pk.inplace_gflops, pk.m, pk.k, pk.n, pfrac, kvt, kvb, session_bytes);
+        /* every run: its decode tokens/s, the probe after it, and the fraction against it */
+        printf(", \"runs\": [");
+        for (long r = 0; r < repeat; r++)
+            printf("%s{\"decode_tps\": %.3f, \"bandwidth_gbs\": %.3f, \"bandwidth_median_gbs\": "
+                   "%.3f, \"decode_bw_fraction\": %.4f}", r ? ", " : "", run_tps[r], run_bw[r],
+                   run_med[r], run_bw[r] > 0 ? (double)wbytes * run_tps[r] / (run_bw[r] * 1e9) : 0.0);
+        printf("]");
         if (sess_size)
             printf(", \"session_file_bytes\": [[%zu, %zu], [%zu, %zu]]"
                    ", \"session_file_bytes_per_1k_tokens\": %.0f"
@@ -915,11 +943,16 @@ int ds_cmd_bench(int argc, char **argv)
         printf("flops/token      %.3f GFLOP per prompt token: prefill runs at %.1f GFLOP/s\n",
                flops_tok / 1e9, prefill_gflops);
         if (probe) {
-            printf("bandwidth        %.2f GB/s measured (best pass of %d per read loop over %ld "
-                   "MiB, %d threads, %s); decode reaches %.1f%% of it\n", bw, 2 * BW_PASSES,
-                   bw_mib, threads, bw_kernel, frac * 100);
+            printf("bandwidth        %.2f GB/s measured right after the best decode run (best "
+                   "pass of %d per read loop over %ld MiB, %d threads, %s); decode reaches "
+                   "%.1f%% of it\n", bw, BW_PASSES, bw_mib, threads, bw_kernel, frac * 100);
             printf("                 median pass %.2f GB/s (the read loop with the best median); "
                    "decode reaches %.1f%% of that\n", bw_med, frac_med * 100);
+            for (long r = 0; r < repeat; r++)
+                printf("  run %-3ld        decode %.2f tokens/s, then %.2f GB/s (median %.2f): "
+                       "%.1f%%\n", r + 1, run_tps[r], run_bw[r], run_med[r],
+                       run_bw[r] > 0 ? 100.0 * (double)wbytes * run_tps[r] / (run_bw[r] * 1e9)
+                                     : 0.0);
             printf("bf16 peak        %.1f GFLOP/s (oneDNN %" PRId64 "x%" PRId64 "x%" PRId64
                    "; %.1f with weights in place); prefill reaches %.1f%% of it\n",
                    pk.gflops, pk.m, pk.k, pk.n, pk.inplace_gflops, pfrac * 100);
@@ -938,6 +971,7 @@ int ds_cmd_bench(int argc, char **argv)
             printf("batch %-4ld      %.2f tokens/s over %ld sessions (%.2f each; prompt %ld)\n",
                    br[b].n, br[b].tps, br[b].n, br[b].tps / (double)br[b].n, batch_prompt);
     }
+    free(run_bw);
     ds_model_close(m);
     return 0;
 }

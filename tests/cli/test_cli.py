@@ -116,15 +116,23 @@ def test_bench_json(tiny):
     """`ds bench --json`: one object with the keys the performance issue asks for, and the
     fractions computed from the same run's numbers (small run: 8-token prompt, 4 tokens, a
     64 MiB bandwidth probe)."""
-    r = ds("bench", "-m", tiny, "-p", 8, "-n", 4, "-t", 1, "-r", 1, "--bw-mib", 64, "--json")
+    r = ds("bench", "-m", tiny, "-p", 8, "-n", 4, "-t", 1, "-r", 2, "--bw-mib", 64, "--json")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     for key in ("prefill_tps", "decode_tps", "ttft_ms", "peak_rss_bytes", "weight_bytes_per_token",
                 "bandwidth_gbs", "decode_bw_fraction", "bf16_peak_gflops", "prefill_peak_fraction",
                 "threads", "bandwidth_median_gbs", "decode_bw_fraction_median"):
         assert key in j, key
-    assert j["threads"] == 1 and j["n_prompt"] == 8 and j["n_gen"] == 4
+    assert j["threads"] == 1 and j["n_prompt"] == 8 and j["n_gen"] == 4 and j["repeat"] == 2
     assert j["bandwidth_buffer_bytes"] == 64 << 20
+    # one probe right after each decode run; the headline pairs the best run with its probe
+    assert len(j["runs"]) == 2
+    best = max(j["runs"], key=lambda run: run["decode_tps"])
+    assert abs(best["decode_tps"] - j["decode_tps"]) <= 1e-3 * j["decode_tps"]
+    assert best["bandwidth_gbs"] == pytest.approx(j["bandwidth_gbs"], rel=1e-3)
+    for run in j["runs"]:
+        want = j["weight_bytes_per_token"] * run["decode_tps"] / (run["bandwidth_gbs"] * 1e9)
+        assert run["decode_bw_fraction"] == pytest.approx(want, rel=1e-3, abs=1e-4)
     assert j["prefill_tps"] > 0 and j["decode_tps"] > 0 and j["ttft_ms"] > 0
     assert j["peak_rss_bytes"] > 0 and j["weight_bytes_per_token"] > 0
     assert 0 < j["bandwidth_median_gbs"] <= j["bandwidth_gbs"]
