@@ -8,6 +8,8 @@
 #               while the Q4_K_M file is made; deleted at the end unless KEEP=1)
 #   LAYERS      layers of the V2-Lite-shaped models (default 4: 4.5 GB BF16, 2.4 GB Q8_0,
 #               1.5 GB Q4_K_M)
+#   FULL        1: also the full-size 27-layer V2-Lite Q8_0 model in every load mode (16.7 GB
+#               more in SCRATCH, ~20 GB of memory for --load read|hugepages)
 #   QUIET_WAIT  seconds to wait before each measurement for the machine to be idle (>= 90 %
 #               idle over 3 s; default 900; 0 = do not wait). The project machine is shared;
 #               every measurement also prints the load average it ran under.
@@ -106,5 +108,18 @@ if [ -f models/demo/deepseek-v3-demo-q8_0.gguf ]; then
 fi
 # 8. tokenizer throughput (one thread) and load time
 run env DS_SHARED_DIR="$SHARED" "$BUILD/tests/tokenizer/bench_tokenizer"
+# 9. (FULL=1) a full-size model: all 27 layers of V2-Lite at Q8_0 (16.7 GB; ~2.4 GB of weights
+#    read per token, far beyond any cache), in every load mode, the file's page cache dropped
+#    first for mmap (needs root; otherwise the mapping is read warm)
+if [ "${FULL:-0}" = 1 ]; then
+  FULLM=$SCRATCH/lite27-q8_0.gguf
+  [ -f "$FULLM" ] || run /usr/bin/python3 tools/make-test-model.py -o "$FULLM" --preset v2-lite \
+                       --n-layer 27 --type q8_0
+  for l in mmap read hugepages; do
+    sync; { echo 1 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
+    run "$DS" bench -m "$FULLM" -p 512 -n 64 -t 2 -r 3 --load $l --json
+  done
+  [ "${KEEP:-0}" = 1 ] || rm -f "$FULLM"
+fi
 
 [ "${KEEP:-0}" = 1 ] || rm -f "$BF16" "$Q8" "$Q4KM"

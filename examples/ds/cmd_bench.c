@@ -3,9 +3,10 @@
  * two ceilings the bench measures itself in the same run:
  *   - the machine's memory read bandwidth (AVX-512 one- and four-stream / AVX2 / portable
  *     read loops, `threads` threads over a buffer of at least 1 GiB and 4x the last-level
- *     cache, passes timed by the readers; best and median pass), probed right after each
- *     decode run, and decode's achieved fraction of the probe next to it: weight bytes read
- *     per token x decode tokens/s / bandwidth (the headline: the best decode run);
+ *     cache, passes timed by the readers), and decode's achieved fraction of it: weight bytes
+ *     read per token x decode tokens/s / bandwidth, from a decode whose chunks of 8 tokens
+ *     alternate with probe passes, so that both sample the same stretch of time (the VM's
+ *     bandwidth drifts between ~33 and ~60 GB/s); a probe after each timed run, for reference;
  *   - oneDNN's bf16 matmul peak (bf16 x bf16 -> f32 of compute-bound shapes, OpenMP threads =
  *     -t, best of several runs), and prefill's achieved fraction of it: FLOPs per prompt token
  *     x prefill tokens/s / peak.
@@ -41,11 +42,13 @@ static void help(FILE *f)
             "usage: ds bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEAT] [--json]\n"
             "                [--precision f32|bf16] [--load mmap|read|hugepages] [--repack]\n"
             "                [--kv-type f32|f16|bf16] [--batch N[,N...]] [--batch-prompt 64]\n"
-            "                [--session-size] [--no-probe] [--bw-mib 1024]\n\n"
+            "                [--session-size] [--no-probe] [--bw-mib MIB]\n\n"
             "Measure prefill (one prompt of -p random tokens, after a warm-up prefill of another\n"
             "prompt) and decode (-n greedy steps) speed, best of -r runs; the machine's memory\n"
             "read bandwidth and oneDNN's bf16 matmul peak (unless --no-probe), and the fractions\n"
-            "of them that decode and prefill reach.\n"
+            "of them that decode and prefill reach. Decode's fraction comes from one more decode\n"
+            "of -n tokens in chunks of 8, a bandwidth probe pass after each chunk: decode and\n"
+            "probe sample the same stretch of time, whatever the machine's bandwidth does.\n"
             "  --batch N,...    also batched decode with N sessions (ds_session_step_batch), each\n"
             "                   after a prompt of --batch-prompt tokens; tokens/s over sessions\n"
             "  --session-size   session file size (ds_session_save_buffer, zstd) after the\n"
@@ -200,70 +203,83 @@ static void *bw_worker(void *a_)
     return NULL;
 }
 
-/* Read bandwidth: `threads` threads each reading its contiguous part of a buffer of `mib` MiB
- * (touched first; transparent huge pages requested), all started together by a barrier, with
- * each of the n read loops at v in turn, `passes` times. A pass lasts from the first reader's
- * start to the last reader's end, as the readers themselves time it: timed from the main
- * thread instead, a main thread descheduled after the start barrier (it shares the cores with
- * the readers) sees a pass shorter than it was, which measured passes ~20 % too fast on the
- * 2-core VM. The GB/s of pass p of loop i is stored at rates[i * passes + p] (0 where a pass
- * did not run). Returns false when the buffer or the threads are not available. */
-static bool measure_bandwidth(int threads, size_t mib, int passes, const read_variant *v, int n,
-                              double *rates)
+/* The probe's buffer: `mib` MiB split into `threads` equal parts (multiples of 1 KiB), touched
+ * first, transparent huge pages requested. */
+typedef struct bw_buf {
+    uint8_t *p;
+    size_t bytes, part;
+    int threads;
+} bw_buf;
+
+static bool bw_buf_alloc(bw_buf *b, int threads, size_t mib)
 {
-    for (int i = 0; i < n * passes; i++)
-        rates[i] = 0.0;
-    if (threads > 64)
-        threads = 64;
     const size_t align = (size_t)2 << 20;
-    size_t bytes = mib << 20;
-    size_t part = bytes / (size_t)threads / 1024 * 1024;
-    bytes = part * (size_t)threads;
-    uint8_t *buf = aligned_alloc(align, (bytes + align - 1) / align * align);
-    if (!buf)
+    b->threads = threads > 64 ? 64 : threads;
+    b->part = (mib << 20) / (size_t)b->threads / 1024 * 1024;
+    b->bytes = b->part * (size_t)b->threads;
+    b->p = aligned_alloc(align, (b->bytes + align - 1) / align * align);
+    if (!b->p)
         return false;
 #ifdef MADV_HUGEPAGE
-    madvise(buf, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+    madvise(b->p, (b->bytes + align - 1) / align * align, MADV_HUGEPAGE);
 #endif
-    memset(buf, 1, bytes);
-    bw_ctx c = {.buf = buf, .part = part, .threads = threads, .passes = passes * n, .fn = v[0].fn};
+    memset(b->p, 1, b->bytes);
+    return true;
+}
+
+/* Read bandwidth of the buffer: its threads each read their part, all started together by a
+ * barrier, with each of the n read loops at v in turn, `passes` times. A pass lasts from the
+ * first reader's start to the last reader's end, as the readers themselves time it: timed
+ * from the main thread instead, a main thread descheduled after the start barrier (it shares
+ * the cores with the readers) sees a pass shorter than it was, which measured passes ~20 %
+ * too fast on the 2-core VM. The GB/s of pass p of loop i is stored at rates[i * passes + p]. */
+static void bw_passes(const bw_buf *b, int passes, const read_variant *v, int n, double *rates)
+{
+    const int threads = b->threads;
+    bw_ctx c = {.buf = b->p, .part = b->part, .threads = threads, .passes = passes * n,
+                .fn = v[0].fn};
     pthread_barrier_init(&c.start, NULL, (unsigned)threads + 1);
     pthread_barrier_init(&c.done, NULL, (unsigned)threads + 1);
     pthread_t th[64];
     bw_arg args[64];
-    int started = 0;
     for (int t = 0; t < threads; t++) {
         args[t].c = &c;
         args[t].idx = t;
-        if (pthread_create(&th[t], NULL, bw_worker, &args[t]) != 0)
-            break;
-        started++;
-    }
-    if (started == threads) {
-        for (int pass = 0; pass < passes * n; pass++) {
-            c.fn = v[pass % n].fn; /* published to the readers by the barrier */
-            pthread_barrier_wait(&c.start);
-            pthread_barrier_wait(&c.done);
-            double t0 = c.t0[0], t1 = c.t1[0];
-            for (int t = 1; t < threads; t++) {
-                if (c.t0[t] < t0)
-                    t0 = c.t0[t];
-                if (c.t1[t] > t1)
-                    t1 = c.t1[t];
-            }
-            double dt = t1 - t0 > 1e-9 ? t1 - t0 : 1e-9;
-            double gbs = (double)bytes / dt / 1e9;
-            rates[(pass % n) * passes + pass / n] = gbs;
+        if (pthread_create(&th[t], NULL, bw_worker, &args[t]) != 0) {
+            /* the started readers wait at a barrier that can never fill */
+            fprintf(stderr, "ds bench: could not start %d probe threads\n", threads);
+            exit(1);
         }
-    } else { /* the started readers wait at a barrier that can never fill */
-        fprintf(stderr, "ds bench: could not start %d probe threads\n", threads);
-        exit(1);
     }
-    for (int t = 0; t < started; t++)
+    for (int pass = 0; pass < passes * n; pass++) {
+        c.fn = v[pass % n].fn; /* published to the readers by the barrier */
+        pthread_barrier_wait(&c.start);
+        pthread_barrier_wait(&c.done);
+        double t0 = c.t0[0], t1 = c.t1[0];
+        for (int t = 1; t < threads; t++) {
+            if (c.t0[t] < t0)
+                t0 = c.t0[t];
+            if (c.t1[t] > t1)
+                t1 = c.t1[t];
+        }
+        const double dt = t1 - t0 > 1e-9 ? t1 - t0 : 1e-9;
+        rates[(pass % n) * passes + pass / n] = (double)b->bytes / dt / 1e9;
+    }
+    for (int t = 0; t < threads; t++)
         pthread_join(th[t], NULL);
     pthread_barrier_destroy(&c.start);
     pthread_barrier_destroy(&c.done);
-    free(buf);
+}
+
+/* bw_passes over a buffer of `mib` MiB allocated for the purpose (false without memory). */
+static bool measure_bandwidth(int threads, size_t mib, int passes, const read_variant *v, int n,
+                              double *rates)
+{
+    bw_buf b;
+    if (!bw_buf_alloc(&b, threads, mib))
+        return false;
+    bw_passes(&b, passes, v, n, rates);
+    free(b.p);
     return true;
 }
 
@@ -311,6 +327,8 @@ static size_t probe_mib(void)
  * widely (measured 30-54 GB/s between consecutive 1 GiB passes), so the median pass is printed
  * too: decode is a sustained read over seconds, closer to the median than to the best burst. */
 #define BW_PASSES 10
+/* Decode tokens between two probe passes in the interleaved measurement. */
+#define BW_IL_CHUNK 8
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -323,6 +341,16 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* A pause before a probe right after decoding: the library's OpenMP threads spin for a while
+ * after each parallel region (libgomp's default; forever with OMP_WAIT_POLICY=active, which
+ * makes every probe share the cores with them: measured 101-104 % "of the bandwidth" instead
+ * of 82-90 %), and a probe pass must not compete with them. */
+static void settle(void)
+{
+    const struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
 }
 
 /* One bandwidth probe (BW_PASSES passes of each read loop): its best pass (and the loop that
@@ -764,17 +792,15 @@ int ds_cmd_bench(int argc, char **argv)
     if (s == DS_OK)
         s = ds_session_reset(ss);
 
-    /* The bandwidth probe runs right after each decode run, and decode's fraction is taken
-     * against the probe next to it in time: this VM's bandwidth drifts between ~33 and ~60
-     * GB/s over minutes, so a probe taken apart from the decode compares two different
-     * machines. The peak memory is read after the first run, before any probe buffer. */
+    /* A bandwidth probe runs right after each timed decode run, for reference (per-run pairs
+     * in the output); the headline fraction comes from the interleaved decode below. The peak
+     * memory is read after the first run, before any probe buffer exists. */
     if (bw_mib == 0)
         bw_mib = (long)probe_mib();
     const char *bw_kernel = "none";
     double *run_bw = calloc((size_t)repeat * 3, sizeof *run_bw);
     double *run_med = run_bw ? run_bw + repeat : NULL, *run_tps = run_bw ? run_bw + 2 * repeat : NULL;
     uint64_t peak_rss = 0;
-    long best_rep = 0;
     if (!run_bw)
         s = DS_ERR_NO_MEMORY;
     double best_prefill = 1e30, first_prefill = 0, best_decode = 1e30, best_ttft = 1e30;
@@ -809,19 +835,24 @@ int ds_cmd_bench(int argc, char **argv)
             first_prefill = t1 - t0;
         if (t1 - t0 < best_prefill)
             best_prefill = t1 - t0;
-        if (t2 - t1b < best_decode) {
+        if (t2 - t1b < best_decode)
             best_decode = t2 - t1b;
-            best_rep = rep;
-        }
         run_tps[rep] = produced / (t2 - t1b);
         if (rep == 0) { /* peak memory of the model and one session */
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
             peak_rss = (uint64_t)ru.ru_maxrss * 1024;
         }
-        if (probe && !probe_bandwidth(threads, (size_t)bw_mib, &run_bw[rep], &run_med[rep],
-                                      &bw_kernel))
+        const char *kern = "none";
+        if (probe)
+            settle();
+        if (probe && !probe_bandwidth(threads, (size_t)bw_mib, &run_bw[rep], &run_med[rep], &kern))
             fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
+        bool is_best = true; /* bw_kernel: the read loop of the bench's best probe pass */
+        for (long r = 0; r < rep; r++)
+            is_best = is_best && run_bw[rep] > run_bw[r];
+        if (is_best)
+            bw_kernel = kern;
         if (t1 - t0 + (t_first - t1b) < best_ttft)
             best_ttft = t1 - t0 + (t_first - t1b);
         if (sess_size && rep == repeat - 1) {
@@ -839,6 +870,60 @@ int ds_cmd_bench(int argc, char **argv)
         ds_session_close(ss);
         ds_model_close(m);
         return rc;
+    }
+    /* Decode interleaved with the probe: the decode of -n tokens in chunks of BW_IL_CHUNK,
+     * one pass of each read loop after every chunk; decode's bytes/s over its chunks against
+     * the probe's over its passes. Both sample the same stretch of time, so the ratio holds
+     * even while the machine's bandwidth drifts (the per-run pairing above compares a decode
+     * run with the probe after it, seconds apart). The passes evict the caches between the
+     * chunks: if anything this costs decode a little. */
+    double il_tps = 0.0, il_bw = 0.0;
+    if (probe && s == DS_OK) {
+        bw_buf b;
+        if (bw_buf_alloc(&b, threads, (size_t)bw_mib)) {
+            read_variant rv[BW_VARIANTS];
+            const int nv = pick_reads(rv);
+            double busy[BW_VARIANTS] = {0}, dec_s = 0.0;
+            long dec_n = 0;
+            int npass = 0;
+            s = ds_session_reset(ss);
+            if (s == DS_OK)
+                s = ds_session_feed(ss, toks, (size_t)n_prompt);
+            while (s == DS_OK && dec_n < n_gen) {
+                const long chunk = n_gen - dec_n < BW_IL_CHUNK ? n_gen - dec_n : BW_IL_CHUNK;
+                const double t0 = now_s();
+                for (long i = 0; i < chunk && s == DS_OK; i++) {
+                    int32_t t;
+                    s = ds_session_step(ss, &t);
+                }
+                dec_s += now_s() - t0;
+                dec_n += chunk;
+                double r[BW_VARIANTS];
+                settle();
+                bw_passes(&b, 1, rv, nv, r);
+                for (int i = 0; i < nv; i++)
+                    busy[i] += (double)b.bytes / (r[i] * 1e9);
+                npass++;
+            }
+            free(b.p);
+            if (s == DS_OK && dec_s > 0) {
+                il_tps = (double)dec_n / dec_s;
+                for (int i = 0; i < nv; i++)
+                    if (busy[i] > 0 && (double)b.bytes * npass / busy[i] / 1e9 > il_bw)
+                        il_bw = (double)b.bytes * npass / busy[i] / 1e9;
+            }
+        } else {
+            fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
+        }
+        if (s != DS_OK) {
+            int rc = ds_cli_fail("bench", s);
+            free(run_bw);
+            free(warm);
+            free(toks);
+            ds_session_close(ss);
+            ds_model_close(m);
+            return rc;
+        }
     }
     uint64_t session_bytes = ds_session_memory(ss);
     ds_session_close(ss);
@@ -860,7 +945,6 @@ int ds_cmd_bench(int argc, char **argv)
     const double flops_tok = prefill_flops_per_token(m, &in, n_prompt);
     /* the bf16 peak is measured twice after the runs, and the better result counts: on a
      * shared machine either may catch a busy moment */
-    const double bw = run_bw[best_rep], bw_med = run_med[best_rep];
     peak_result pk = {0};
     if (probe) {
         pk = measure_bf16_peak(threads);
@@ -877,8 +961,12 @@ int ds_cmd_bench(int argc, char **argv)
     const double prefill_tps = n_prompt / best_prefill;
     const double decode_tps = produced / best_decode;
     const double ttft_ms = best_ttft * 1e3;
-    const double frac = bw > 0 ? (double)wbytes * decode_tps / (bw * 1e9) : 0.0;
-    const double frac_med = bw_med > 0 ? (double)wbytes * decode_tps / (bw_med * 1e9) : 0.0;
+    /* the headline: decode and the probe interleaved (above) */
+    const double frac = il_bw > 0 ? (double)wbytes * il_tps / (il_bw * 1e9) : 0.0;
+    double best_pass = 0.0; /* the best probe pass of the bench (a burst, for reference) */
+    for (long r = 0; r < repeat; r++)
+        if (run_bw[r] > best_pass)
+            best_pass = run_bw[r];
     const double prefill_gflops = flops_tok * prefill_tps / 1e9;
     const double pfrac = pk.gflops > 0 ? prefill_gflops / pk.gflops : 0.0;
     const uint64_t kvb = in.kv_bytes_per_token / (kv == DS_KV_F32 ? 1 : 2);
@@ -895,8 +983,8 @@ int ds_cmd_bench(int argc, char **argv)
                ", \"prefill_tps_first\": %.3f, \"warmup_prefill_tps\": %.3f, \"decode_tps\": %.3f"
                ", \"ttft_ms\": %.3f, \"peak_rss_bytes\": %" PRIu64
                ", \"weight_bytes_per_token\": %" PRIu64 ", \"bandwidth_gbs\": %.3f"
-               ", \"bandwidth_kernel\": \"%s\", \"decode_bw_fraction\": %.4f"
-               ", \"bandwidth_median_gbs\": %.3f, \"decode_bw_fraction_median\": %.4f"
+               ", \"decode_tps_interleaved\": %.3f, \"decode_bw_fraction\": %.4f"
+               ", \"bandwidth_best_pass_gbs\": %.3f, \"bandwidth_kernel\": \"%s\""
                ", \"bandwidth_buffer_bytes\": %zu"
                ", \"prefill_flops_per_token\": %.0f, \"prefill_gflops\": %.3f"
                ", \"bf16_peak_gflops\": %.3f, \"bf16_peak_inplace_gflops\": %.3f"
@@ -906,7 +994,7 @@ int ds_cmd_bench(int argc, char **argv)
                ", \"session_bytes\": %" PRIu64,
                threads, prec, load, repack ? "true" : "false", load_s, n_prompt, produced, repeat, prefill_tps,
                n_prompt / first_prefill, n_prompt / warm_prefill_s, decode_tps, ttft_ms,
-               peak_rss, wbytes, bw, bw_kernel, frac, bw_med, frac_med, (size_t)bw_mib << 20, flops_tok, prefill_gflops, pk.gflops,
+               peak_rss, wbytes, il_bw, il_tps, frac, best_pass, bw_kernel, (size_t)bw_mib << 20, flops_tok, prefill_gflops, pk.gflops,
                pk.inplace_gflops, pk.m, pk.k, pk.n, pfrac, kvt, kvb, session_bytes);
         /* every run: its decode tokens/s, the probe after it, and the fraction against it */
         printf(", \"runs\": [");
@@ -943,14 +1031,15 @@ int ds_cmd_bench(int argc, char **argv)
         printf("flops/token      %.3f GFLOP per prompt token: prefill runs at %.1f GFLOP/s\n",
                flops_tok / 1e9, prefill_gflops);
         if (probe) {
-            printf("bandwidth        %.2f GB/s measured right after the best decode run (best "
-                   "pass of %d per read loop over %ld MiB, %d threads, %s); decode reaches "
-                   "%.1f%% of it\n", bw, BW_PASSES, bw_mib, threads, bw_kernel, frac * 100);
-            printf("                 median pass %.2f GB/s (the read loop with the best median); "
-                   "decode reaches %.1f%% of that\n", bw_med, frac_med * 100);
+            printf("bandwidth        %.2f GB/s read by the probe (%ld MiB, %d threads) in passes "
+                   "between chunks of %d decode tokens; decode ran %.2f tokens/s over the same "
+                   "time and reaches %.1f%% of it\n", il_bw, bw_mib, threads, BW_IL_CHUNK, il_tps,
+                   frac * 100);
+            printf("                 best probe pass %.2f GB/s (%s); after each timed run:\n",
+                   best_pass, bw_kernel);
             for (long r = 0; r < repeat; r++)
-                printf("  run %-3ld        decode %.2f tokens/s, then %.2f GB/s (median %.2f): "
-                       "%.1f%%\n", r + 1, run_tps[r], run_bw[r], run_med[r],
+                printf("  run %-3ld        decode %.2f tokens/s, then %.2f GB/s (best pass; median "
+                       "%.2f): %.1f%%\n", r + 1, run_tps[r], run_bw[r], run_med[r],
                        run_bw[r] > 0 ? 100.0 * (double)wbytes * run_tps[r] / (run_bw[r] * 1e9)
                                      : 0.0);
             printf("bf16 peak        %.1f GFLOP/s (oneDNN %" PRId64 "x%" PRId64 "x%" PRId64
