@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -102,6 +103,19 @@ __attribute__((target("avx2"))) static uint64_t read_avx2(const void *p_, size_t
     return o[0] + o[1] + o[2] + o[3];
 }
 
+/* The eight 64-bit lanes of a + b + c + d, summed as unsigned: _mm512_reduce_add_epi64 adds
+ * signed 64-bit lanes in C, which overflows (undefined behaviour, caught by UBSan) on these
+ * wrapping sums. */
+__attribute__((target("avx512f"))) static uint64_t sum_lanes(__m512i a, __m512i b, __m512i c,
+                                                             __m512i d)
+{
+    uint64_t o[8], sum = 0;
+    _mm512_storeu_si512((void *)o, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (int i = 0; i < 8; i++)
+        sum += o[i];
+    return sum;
+}
+
 /* One stream, four accumulators: on the AMD EPYC VM the hardware prefetcher serves a single
  * stream per core best (1 GiB, 2 threads, passes timed by the readers: 1 stream 30-54 GB/s,
  * 2/4/8 interleaved streams 17-36 GB/s). bytes is a multiple of 256. */
@@ -115,13 +129,7 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p_, s
         c = _mm512_add_epi64(c, _mm512_load_si512(p + i + 2));
         d = _mm512_add_epi64(d, _mm512_load_si512(p + i + 3));
     }
-    /* summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit lanes in C, which
-     * overflows (undefined behaviour, caught by UBSan) on these wrapping sums */
-    uint64_t o[8], sum = 0;
-    _mm512_storeu_si512((void *)o, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
-    for (int i = 0; i < 8; i++)
-        sum += o[i];
-    return sum;
+    return sum_lanes(a, b, c, d);
 }
 
 /* Four interleaved streams (quarters of the part): more lines in flight per core, which some
@@ -141,11 +149,7 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512x4(const void *p_,
         c = _mm512_add_epi64(c, _mm512_load_si512(p2 + i + 1));
         d = _mm512_add_epi64(d, _mm512_load_si512(p3 + i + 1));
     }
-    uint64_t o[8], sum = 0;
-    _mm512_storeu_si512((void *)o, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
-    for (int i = 0; i < 8; i++)
-        sum += o[i];
-    return sum;
+    return sum_lanes(a, b, c, d);
 }
 #endif
 
@@ -271,19 +275,8 @@ static void bw_passes(const bw_buf *b, int passes, const read_variant *v, int n,
     pthread_barrier_destroy(&c.done);
 }
 
-/* bw_passes over a buffer of `mib` MiB allocated for the purpose (false without memory). */
-static bool measure_bandwidth(int threads, size_t mib, int passes, const read_variant *v, int n,
-                              double *rates)
-{
-    bw_buf b;
-    if (!bw_buf_alloc(&b, threads, mib))
-        return false;
-    bw_passes(&b, passes, v, n, rates);
-    free(b.p);
-    return true;
-}
-
-/* Bytes of the last-level cache (the largest cache sysfs lists for cpu0), 0 when unknown. */
+/* Bytes of the last-level cache (the largest cache sysfs lists for cpu0; glibc's L3 size
+ * without sysfs), 0 when unknown. */
 static size_t llc_bytes(void)
 {
     size_t best = 0;
@@ -306,9 +299,12 @@ static size_t llc_bytes(void)
         fclose(f);
     }
 #ifdef _SC_LEVEL3_CACHE_SIZE
-    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (l3 > 0 && (size_t)l3 > best)
-        best = (size_t)l3;
+    /* only without sysfs: glibc's figure can be far off (320 MiB for the AMD VM's 32 MiB L3) */
+    if (best == 0) {
+        const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        if (l3 > 0)
+            best = (size_t)l3;
+    }
 #endif
     return best;
 }
@@ -322,10 +318,9 @@ static size_t probe_mib(void)
     return llc_mib * 4 > 1024 ? llc_mib * 4 : 1024;
 }
 
-/* Passes of each read loop in each of the two bandwidth probes. The best pass is the headline
- * figure (as STREAM reports its best time). On a VM whose bandwidth drifts the passes spread
- * widely (measured 30-54 GB/s between consecutive 1 GiB passes), so the median pass is printed
- * too: decode is a sustained read over seconds, closer to the median than to the best burst. */
+/* Passes of each read loop in the probe after each timed run. Its best pass is reported (as
+ * STREAM reports its best time) and its median pass too: on a VM whose bandwidth drifts the
+ * passes spread widely (measured 30-54 GB/s between consecutive 1 GiB passes). */
 #define BW_PASSES 10
 /* Decode tokens between two probe passes in the interleaved measurement. */
 #define BW_IL_CHUNK 8
@@ -343,6 +338,13 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Decode's fraction of a bandwidth: weight bytes per token x tokens/s / GB/s (0 without a
+ * bandwidth). */
+static double bw_fraction(uint64_t wbytes, double tps, double gbs)
+{
+    return gbs > 0 ? (double)wbytes * tps / (gbs * 1e9) : 0.0;
+}
+
 /* A pause before a probe right after decoding: the library's OpenMP threads spin for a while
  * after each parallel region (libgomp's default; forever with OMP_WAIT_POLICY=active, which
  * makes every probe share the cores with them: measured 101-104 % "of the bandwidth" instead
@@ -353,17 +355,21 @@ static void settle(void)
     nanosleep(&ts, NULL);
 }
 
-/* One bandwidth probe (BW_PASSES passes of each read loop): its best pass (and the loop that
- * read it) and the best of the loops' median passes. False without memory or threads. */
+/* One bandwidth probe (BW_PASSES passes of each read loop, over a buffer of `mib` MiB
+ * allocated for it): its best pass (and the loop that read it) and the best of the loops'
+ * median passes. False without memory. */
 static bool probe_bandwidth(int threads, size_t mib, double *best, double *med,
                             const char **kernel)
 {
     read_variant rv[BW_VARIANTS];
     const int nv = pick_reads(rv);
     double rates[BW_VARIANTS][BW_PASSES];
+    bw_buf b;
     *best = *med = 0.0;
-    if (!measure_bandwidth(threads, mib, BW_PASSES, rv, nv, &rates[0][0]))
+    if (!bw_buf_alloc(&b, threads, mib))
         return false;
+    bw_passes(&b, BW_PASSES, rv, nv, &rates[0][0]);
+    free(b.p);
     for (int i = 0; i < nv; i++) {
         for (int p = 0; p < BW_PASSES; p++)
             if (rates[i][p] > *best) {
@@ -375,6 +381,57 @@ static bool probe_bandwidth(int threads, size_t mib, double *best, double *med,
             *med = m;
     }
     return true;
+}
+
+/* Decode interleaved with the probe: after a fresh prefill of the prompt, the decode of n_gen
+ * tokens in chunks of BW_IL_CHUNK, one pass of each read loop after every chunk; decode's
+ * tokens/s over its chunks (*tps) and the probe's sustained GB/s over its passes (*gbs, the
+ * better loop). Both sample the same stretch of time, so their ratio holds even while the
+ * machine's bandwidth drifts (a timed run and the probe after it are seconds apart). The
+ * passes evict the caches between the chunks: if anything this costs decode a little. Leaves
+ * *tps and *gbs 0 without memory for the buffer. */
+static ds_status interleaved_decode(ds_session *ss, const int32_t *toks, long n_prompt,
+                                    long n_gen, int threads, size_t mib, double *tps,
+                                    double *gbs)
+{
+    *tps = *gbs = 0.0;
+    bw_buf b;
+    if (!bw_buf_alloc(&b, threads, mib)) {
+        fprintf(stderr, "ds bench: no memory for the %zu MiB bandwidth probe\n", mib);
+        return DS_OK;
+    }
+    read_variant rv[BW_VARIANTS];
+    const int nv = pick_reads(rv);
+    double busy[BW_VARIANTS] = {0}, dec_s = 0.0;
+    long dec_n = 0, n_pass = 0;
+    ds_status s = ds_session_reset(ss);
+    if (s == DS_OK)
+        s = ds_session_feed(ss, toks, (size_t)n_prompt);
+    while (s == DS_OK && dec_n < n_gen) {
+        const long chunk = n_gen - dec_n < BW_IL_CHUNK ? n_gen - dec_n : BW_IL_CHUNK;
+        const double t0 = now_s();
+        for (long i = 0; i < chunk && s == DS_OK; i++) {
+            int32_t t;
+            s = ds_session_step(ss, &t);
+        }
+        dec_s += now_s() - t0;
+        dec_n += chunk;
+        double r[BW_VARIANTS];
+        settle();
+        bw_passes(&b, 1, rv, nv, r);
+        for (int i = 0; i < nv; i++)
+            busy[i] += (double)b.bytes / (r[i] * 1e9);
+        n_pass++;
+    }
+    const double read = (double)b.bytes * (double)n_pass; /* bytes each loop read */
+    free(b.p);
+    if (s != DS_OK || dec_s <= 0)
+        return s;
+    *tps = (double)dec_n / dec_s;
+    for (int i = 0; i < nv; i++)
+        if (busy[i] > 0 && read / busy[i] / 1e9 > *gbs)
+            *gbs = read / busy[i] / 1e9;
+    return DS_OK;
 }
 
 /* ---- oneDNN bf16 matmul peak ------------------------------------------------------------ */
@@ -797,7 +854,8 @@ int ds_cmd_bench(int argc, char **argv)
      * memory is read after the first run, before any probe buffer exists. */
     if (bw_mib == 0)
         bw_mib = (long)probe_mib();
-    const char *bw_kernel = "none";
+    const char *bw_kernel = "none"; /* the read loop of the bench's best probe pass */
+    double best_pass = 0.0;         /* that pass (a burst, for reference) */
     double *run_bw = calloc((size_t)repeat * 3, sizeof *run_bw);
     double *run_med = run_bw ? run_bw + repeat : NULL, *run_tps = run_bw ? run_bw + 2 * repeat : NULL;
     uint64_t peak_rss = 0;
@@ -848,11 +906,10 @@ int ds_cmd_bench(int argc, char **argv)
             settle();
         if (probe && !probe_bandwidth(threads, (size_t)bw_mib, &run_bw[rep], &run_med[rep], &kern))
             fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
-        bool is_best = true; /* bw_kernel: the read loop of the bench's best probe pass */
-        for (long r = 0; r < rep; r++)
-            is_best = is_best && run_bw[rep] > run_bw[r];
-        if (is_best)
+        if (run_bw[rep] > best_pass) {
+            best_pass = run_bw[rep];
             bw_kernel = kern;
+        }
         if (t1 - t0 + (t_first - t1b) < best_ttft)
             best_ttft = t1 - t0 + (t_first - t1b);
         if (sess_size && rep == repeat - 1) {
@@ -862,6 +919,10 @@ int ds_cmd_bench(int argc, char **argv)
                 file_bound = 0;
         }
     }
+    double il_tps = 0.0, il_bw = 0.0; /* the headline decode fraction's two sides */
+    if (probe && s == DS_OK)
+        s = interleaved_decode(ss, toks, n_prompt, n_gen, threads, (size_t)bw_mib, &il_tps,
+                               &il_bw);
     if (s != DS_OK) {
         int rc = ds_cli_fail("bench", s);
         free(run_bw);
@@ -870,60 +931,6 @@ int ds_cmd_bench(int argc, char **argv)
         ds_session_close(ss);
         ds_model_close(m);
         return rc;
-    }
-    /* Decode interleaved with the probe: the decode of -n tokens in chunks of BW_IL_CHUNK,
-     * one pass of each read loop after every chunk; decode's bytes/s over its chunks against
-     * the probe's over its passes. Both sample the same stretch of time, so the ratio holds
-     * even while the machine's bandwidth drifts (the per-run pairing above compares a decode
-     * run with the probe after it, seconds apart). The passes evict the caches between the
-     * chunks: if anything this costs decode a little. */
-    double il_tps = 0.0, il_bw = 0.0;
-    if (probe && s == DS_OK) {
-        bw_buf b;
-        if (bw_buf_alloc(&b, threads, (size_t)bw_mib)) {
-            read_variant rv[BW_VARIANTS];
-            const int nv = pick_reads(rv);
-            double busy[BW_VARIANTS] = {0}, dec_s = 0.0;
-            long dec_n = 0;
-            int npass = 0;
-            s = ds_session_reset(ss);
-            if (s == DS_OK)
-                s = ds_session_feed(ss, toks, (size_t)n_prompt);
-            while (s == DS_OK && dec_n < n_gen) {
-                const long chunk = n_gen - dec_n < BW_IL_CHUNK ? n_gen - dec_n : BW_IL_CHUNK;
-                const double t0 = now_s();
-                for (long i = 0; i < chunk && s == DS_OK; i++) {
-                    int32_t t;
-                    s = ds_session_step(ss, &t);
-                }
-                dec_s += now_s() - t0;
-                dec_n += chunk;
-                double r[BW_VARIANTS];
-                settle();
-                bw_passes(&b, 1, rv, nv, r);
-                for (int i = 0; i < nv; i++)
-                    busy[i] += (double)b.bytes / (r[i] * 1e9);
-                npass++;
-            }
-            free(b.p);
-            if (s == DS_OK && dec_s > 0) {
-                il_tps = (double)dec_n / dec_s;
-                for (int i = 0; i < nv; i++)
-                    if (busy[i] > 0 && (double)b.bytes * npass / busy[i] / 1e9 > il_bw)
-                        il_bw = (double)b.bytes * npass / busy[i] / 1e9;
-            }
-        } else {
-            fprintf(stderr, "ds bench: no memory for the %ld MiB bandwidth probe\n", bw_mib);
-        }
-        if (s != DS_OK) {
-            int rc = ds_cli_fail("bench", s);
-            free(run_bw);
-            free(warm);
-            free(toks);
-            ds_session_close(ss);
-            ds_model_close(m);
-            return rc;
-        }
     }
     uint64_t session_bytes = ds_session_memory(ss);
     ds_session_close(ss);
@@ -962,11 +969,7 @@ int ds_cmd_bench(int argc, char **argv)
     const double decode_tps = produced / best_decode;
     const double ttft_ms = best_ttft * 1e3;
     /* the headline: decode and the probe interleaved (above) */
-    const double frac = il_bw > 0 ? (double)wbytes * il_tps / (il_bw * 1e9) : 0.0;
-    double best_pass = 0.0; /* the best probe pass of the bench (a burst, for reference) */
-    for (long r = 0; r < repeat; r++)
-        if (run_bw[r] > best_pass)
-            best_pass = run_bw[r];
+    const double frac = bw_fraction(wbytes, il_tps, il_bw);
     const double prefill_gflops = flops_tok * prefill_tps / 1e9;
     const double pfrac = pk.gflops > 0 ? prefill_gflops / pk.gflops : 0.0;
     const uint64_t kvb = in.kv_bytes_per_token / (kv == DS_KV_F32 ? 1 : 2);
@@ -1001,7 +1004,7 @@ int ds_cmd_bench(int argc, char **argv)
         for (long r = 0; r < repeat; r++)
             printf("%s{\"decode_tps\": %.3f, \"bandwidth_gbs\": %.3f, \"bandwidth_median_gbs\": "
                    "%.3f, \"decode_bw_fraction\": %.4f}", r ? ", " : "", run_tps[r], run_bw[r],
-                   run_med[r], run_bw[r] > 0 ? (double)wbytes * run_tps[r] / (run_bw[r] * 1e9) : 0.0);
+                   run_med[r], bw_fraction(wbytes, run_tps[r], run_bw[r]));
         printf("]");
         if (sess_size)
             printf(", \"session_file_bytes\": [[%zu, %zu], [%zu, %zu]]"
@@ -1040,8 +1043,7 @@ int ds_cmd_bench(int argc, char **argv)
             for (long r = 0; r < repeat; r++)
                 printf("  run %-3ld        decode %.2f tokens/s, then %.2f GB/s (best pass; median "
                        "%.2f): %.1f%%\n", r + 1, run_tps[r], run_bw[r], run_med[r],
-                       run_bw[r] > 0 ? 100.0 * (double)wbytes * run_tps[r] / (run_bw[r] * 1e9)
-                                     : 0.0);
+                       100.0 * bw_fraction(wbytes, run_tps[r], run_bw[r]));
             printf("bf16 peak        %.1f GFLOP/s (oneDNN %" PRId64 "x%" PRId64 "x%" PRId64
                    "; %.1f with weights in place); prefill reaches %.1f%% of it\n",
                    pk.gflops, pk.m, pk.k, pk.n, pk.inplace_gflops, pfrac * 100);

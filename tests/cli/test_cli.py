@@ -152,4 +152,5 @@ def test_bench_json(tiny):
     for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
         t = f.read_text().strip()
         llc = max(llc, int(t.rstrip("KM")) << {"K": 10, "M": 20}.get(t[-1], 0))
-    assert j["bandwidth_buffer_bytes"] >= max(1 << 30, 4 * llc), (j["bandwidth_buffer_bytes"], llc)
+    want = max(1024, 4 * -(-llc // (1 << 20))) << 20                 # in whole MiB
+    assert j["bandwidth_buffer_bytes"] == want, (j["bandwidth_buffer_bytes"], llc)
