@@ -19,9 +19,10 @@
  *   - GEMV with Q8_K activations (DS_PRECISION_FAST): per super-block
  *         d*dA * sum_g sc[g] * sum_{e in g} q[e]*qA[e]  -  dmin*dA * sum_g mn[g] * bsums[g]
  *     with exact integer inner sums. q is unsigned and qA signed, the operand order of
- *     vpmaddubsw (u8*s8 pair sums, at most 2*63*127, no saturation) whose 16-bit pair sums are
- *     multiplied by the group scale with vpmaddwd (AVX2, 256-bit) or vpdpwssd (AVX-512 VNNI,
- *     512-bit: two 32-element chunks per instruction). AVX-512 without VNNI uses the AVX2 code.
+ *     vpmaddubsw (AVX2: u8*s8 pair sums, at most 2*63*127, no saturation, multiplied by the
+ *     group scale with vpmaddwd) and of vpdpbusd (AVX-512 VNNI: 4-element sums narrowed to 16
+ *     bits and scaled with vpdpwssd; see "the 512-bit VNNI GEMV" below). AVX-512 without VNNI
+ *     uses the AVX2 code.
  */
 #include "kernels/kernels_impl.h"
 #include "kernels/gemv_tmpl.h"
@@ -627,35 +628,6 @@ DS_TARGET_AVX512 DS_INLINE void kq_gemv_f32_avx512_t(kq_unpack_avx2_fn unpack, s
     }
 }
 
-/* Chunks 2i and 2i+1 as one 512-bit vector, and their group scales as 32 x i16 (lanes 8j..8j+7
- * of the vpmaddubsw result hold group 4i+j). scb: the 16 scales in both 128-bit lanes. */
-DS_TARGET_AVX512VNNI DS_INLINE __m512i pair_scales(__m256i scb, int i)
-{
-    const __m256i pat = _mm256_setr_epi64x(
-        (long long)(0x0101010101010101ull * (4 * i)), (long long)(0x0101010101010101ull * (4 * i + 1)),
-        (long long)(0x0101010101010101ull * (4 * i + 2)), (long long)(0x0101010101010101ull * (4 * i + 3)));
-    return _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(scb, pat));
-}
-
-/* A super-block's chunk pairs (chunks 2i and 2i+1 as one 512-bit vector) and their scale
- * vectors, built once for all activation rows. */
-/* The four pair scale vectors of a super-block (u->sc set). */
-DS_TARGET_AVX512VNNI DS_INLINE void kq_pair_scales(const kq_vec *u, __m512i sv[4])
-{
-    const __m256i scb = _mm256_broadcastsi128_si256(u->sc);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        sv[i] = pair_scales(scb, i);
-}
-
-DS_TARGET_AVX512VNNI DS_INLINE void kq_pairs512(const kq_vec *u, __m512i qq[4], __m512i sv[4])
-{
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        qq[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u->q[2 * i]), u->q[2 * i + 1], 1);
-    kq_pair_scales(u, sv);
-}
-
 /* Q4_K rows straight into oneDNN's blocked bf16 layout (the prefill tiles; mm.c): slice kb
  * (32 k) of a row is sub-block kb % 8 of super-block kb / 8 -- the low (even) or high (odd)
  * nibbles of qs bytes 32 * (j / 2) .. -- dequantized as group_w does it, fmsub(q, a, c) with
@@ -703,12 +675,8 @@ DS_TARGET_AVX512BF16 static void pack16_q4_k_avx512bf16(const uint8_t *w, size_t
     }
 }
 
-/* The chunk pairs straight from a super-block's bytes with 512-bit operations, for the two
- * types the decode of a Q4_K_M file spends most of its time in (Q6_K: the output head): the
- * same quants, scales and offsets as the AVX2 unpack + kq_pairs512, with about half the
- * instructions (measured: the 2-thread Q6_K GEMV was compute-bound at ~25 GB/s per core).
- * Shifts by a per-half count (vpsllvw / vpsrlvw) take each 256-bit half to its chunk. The
- * other types use the generic builder. */
+/* 512-bit helpers of the builders below: a 16-bit count per 256-bit half (vpsllvw / vpsrlvw
+ * take each half of a broadcast to its chunk), and 32 bytes in both halves. */
 DS_TARGET_AVX512VNNI DS_INLINE __m512i halves_epi16(int lo, int hi)
 {
     return _mm512_inserti64x4(_mm512_set1_epi16((short)lo), _mm256_set1_epi16((short)hi), 1);
@@ -719,73 +687,144 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i dup256(const uint8_t *p)
     return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* Q6_K, half h (elements 128h ..): ql bytes 64h .. 64h+63 hold chunks 4h and 4h+1 (low
- * nibbles) and 4h+2, 4h+3 (high nibbles); qh bytes 32h .. 32h+31 hold bits 4-5 of all four,
- * two bits per chunk: chunk 4h+j from bits 2j, 2j+1. */
-DS_TARGET_AVX512VNNI DS_INLINE void q6k_pairs512(const uint8_t *p, kq_vec *u, __m512i qq[4],
-                                                 __m512i sv[4])
+/* ---- the 512-bit VNNI GEMV (Q8_K activations) -------------------------------------------
+ * Each 64-byte vector of unsigned quants goes through one vpdpbusd with the activation quants
+ * (4-element sums, at most 4 * 63 * 127 = 32004: exact in 16 bits); two such results are
+ * narrowed into one vector by vpackssdw and multiplied by their group scales with one vpdpwssd.
+ * That is three multiplies and a shuffle per 128 weights, where vpmaddubsw pair sums scaled by
+ * vpdpwssd take four multiplies; the scale vectors are two vpermw per super-block. Measured on
+ * the 2-core AMD VM, one thread, weights in L3 (bench-kernels-quant 2048 8192): Q4_K 29-30 ->
+ * 36-42 GB/s, Q6_K 38-47 -> 49-54 GB/s against the vpmaddubsw form.
+ *
+ * Per super-block, kq_pk holds q[i] = the quants of elements 64i .. 64i+63, the i16 scales
+ * sc[h] lined up with vpackssdw(dpbusd(q[2h]), dpbusd(q[2h+1])) -- 128-bit lane L holds four
+ * dword sums of q[2h] (words 0-3) and four of q[2h+1] (words 4-7), and a lane of a q vector is
+ * one group of 16, so lane L of sc[h] is the scale of group 8h + L (words 0-3) and of group
+ * 8h + 4 + L (words 4-7) -- the offsets mn (i16 per group of 16, as kq_vec) and [d, dmin]. */
+typedef struct kq_pk {
+    __m512i q[4];
+    __m512i sc[2];
+    __m256i mn;
+    __m128 dd;
+} kq_pk;
+
+/* Q4_K straight from the super-block's bytes: q[i] = chunks 2i (low nibbles of qs bytes
+ * 32i .. 32i+31) and 2i+1 (their high nibbles); chunk c (groups 2c, 2c+1) has scale s[c], so
+ * lane L of sc[h] is s[4h + L/2] (words 0-3) and s[4h + 2 + L/2] (words 4-7). */
+DS_TARGET_AVX512VNNI DS_INLINE void q4k_pk(const uint8_t *p, kq_pk *u)
 {
-    u->d = u->dmin = _cvtsh_ss(ds_rd16(p + 208));
-    u->sc = _mm_loadu_si128((const __m128i *)(p + 192));
-    u->mn = _mm256_slli_epi16(_mm256_cvtepi8_epi16(u->sc), 5);
+    u->dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)ds_rd32(p)));
+    uint32_t a = ds_rd32(p + 4), b = ds_rd32(p + 8), c = ds_rd32(p + 12);
+    uint32_t sc03 = a & 0x3F3F3F3Fu, mn03 = b & 0x3F3F3F3Fu;
+    uint32_t sc47 = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
+    uint32_t mn47 = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m128i s16 = _mm_cvtepu8_epi16(
+        _mm_cvtsi64_si128((long long)((uint64_t)sc47 << 32 | sc03)));
+    const __m128i mn8 = _mm_cvtsi64_si128((long long)((uint64_t)mn47 << 32 | mn03));
+    u->mn = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(mn8, dup));
+    const __m512i i0 = _mm512_set_epi64(0x0003000300030003ll, 0x0001000100010001ll,
+                                        0x0003000300030003ll, 0x0001000100010001ll,
+                                        0x0002000200020002ll, 0x0000000000000000ll,
+                                        0x0002000200020002ll, 0x0000000000000000ll);
+    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(4));
+    u->sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi128_si512(s16));
+    u->sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi128_si512(s16));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sr = halves_epi16(0, 4);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        u->q[i] = _mm512_and_si512(_mm512_srlv_epi16(dup256(p + 16 + 32 * i), sr), m4);
+}
+
+/* Q6_K straight from the super-block's bytes: ql bytes 64h .. 64h+63 hold chunks 4h and 4h+1
+ * (low nibbles) and 4h+2, 4h+3 (high nibbles); qh bytes 32h .. 32h+31 hold bits 4-5 of all
+ * four, chunk 4h+j in bits 2j, 2j+1 (a per-half shift of a broadcast takes each to its
+ * chunk). */
+DS_TARGET_AVX512VNNI DS_INLINE void q6k_pk(const uint8_t *p, kq_pk *u)
+{
+    u->dd = _mm_set1_ps(_cvtsh_ss(ds_rd16(p + 208)));
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+    u->mn = _mm256_slli_epi16(s16, 5);
+    const __m512i i0 = _mm512_set_epi64(0x0007000700070007ll, 0x0003000300030003ll,
+                                        0x0006000600060006ll, 0x0002000200020002ll,
+                                        0x0005000500050005ll, 0x0001000100010001ll,
+                                        0x0004000400040004ll, 0x0000000000000000ll);
+    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(8));
+    u->sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi256_si512(s16));
+    u->sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i sl = halves_epi16(4, 2), sr = halves_epi16(0, 2);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m512i a = _mm512_loadu_si512((const void *)(p + 64 * h));
         const __m512i hb = dup256(p + 128 + 32 * h);
-        qq[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4),
-                                    _mm512_and_si512(_mm512_sllv_epi16(hb, sl), m30));
-        qq[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
-                                        _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30));
+        u->q[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4),
+                                      _mm512_and_si512(_mm512_sllv_epi16(hb, sl), m30));
+        u->q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                          _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30));
     }
-    kq_pair_scales(u, sv);
 }
 
-/* Q4_K: qs bytes 32i .. 32i+31 hold chunk 2i (low nibbles) and 2i+1 (high nibbles). */
-DS_TARGET_AVX512VNNI DS_INLINE void q4k_pairs512(const uint8_t *p, kq_vec *u, __m512i qq[4],
-                                                 __m512i sv[4])
+/* Q2_K, Q3_K, Q5_K: from the AVX2 unpack (16 i8 group scales). */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_from_vec(const kq_vec *v, kq_pk *u)
 {
-    q4k_scales_avx2(p, u);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), sr = halves_epi16(0, 4);
+    u->dd = _mm_setr_ps(v->d, v->dmin, 0.0f, 0.0f);
+    u->mn = v->mn;
+    const __m256i s16 = _mm256_cvtepi8_epi16(v->sc);
+    const __m512i i0 = _mm512_set_epi64(0x0007000700070007ll, 0x0003000300030003ll,
+                                        0x0006000600060006ll, 0x0002000200020002ll,
+                                        0x0005000500050005ll, 0x0001000100010001ll,
+                                        0x0004000400040004ll, 0x0000000000000000ll);
+    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(8));
+    u->sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi256_si512(s16));
+    u->sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
-        qq[i] = _mm512_and_si512(_mm512_srlv_epi16(dup256(p + 16 + 32 * i), sr), m4);
-    kq_pair_scales(u, sv);
+        u->q[i] = _mm512_inserti64x4(_mm512_castsi256_si512(v->q[2 * i]), v->q[2 * i + 1], 1);
 }
 
-#define KQ_PAIRS512_GENERIC(NAME)                                                           \
-    DS_TARGET_AVX512VNNI DS_INLINE void NAME##_pairs512(const uint8_t *p, kq_vec *u,        \
-                                                        __m512i qq[4], __m512i sv[4])       \
+#define KQ_PK_GENERIC(NAME)                                                                 \
+    DS_TARGET_AVX512VNNI DS_INLINE void NAME##_pk(const uint8_t *p, kq_pk *u)               \
     {                                                                                       \
-        NAME##_unpack_avx2(p, u);                                                           \
-        kq_pairs512(u, qq, sv);                                                             \
+        kq_vec v;                                                                           \
+        NAME##_unpack_avx2(p, &v);                                                          \
+        kq_pk_from_vec(&v, u);                                                              \
     }
-KQ_PAIRS512_GENERIC(q2k)
-KQ_PAIRS512_GENERIC(q3k)
-KQ_PAIRS512_GENERIC(q5k)
-#undef KQ_PAIRS512_GENERIC
+KQ_PK_GENERIC(q2k)
+KQ_PK_GENERIC(q3k)
+KQ_PK_GENERIC(q5k)
+#undef KQ_PK_GENERIC
 
-/* One super-block of one activation row (xq: its 256 quants, bs: its 16 bsums, dA: its scale)
- * added to the row's accumulators. */
-DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[4],
-                                              const __m512i sv[4], const int8_t *xq, __m256i bs,
-                                              float dA, __m512 *acc, __m256 *accm)
+/* The activation quants of a super-block as four vectors (elements 64i .. 64i+63). */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pkx(const int8_t *xq, __m512i xs[4])
 {
-    __m512i isum = _mm512_setzero_si512();
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        __m512i x8 = _mm512_loadu_si512((const void *)(xq + 64 * i));
-        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qq[i], x8), sv[i]);
-    }
-    __m256i imin = _mm256_madd_epi16(bs, u->mn);
-    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * dA), *acc);
-    *accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_set1_ps(u->dmin * dA), *accm);
+    for (int i = 0; i < 4; i++)
+        xs[i] = _mm512_loadu_si512((const void *)(xq + 64 * i));
 }
 
-/* The Q8_K GEMV with 512-bit VNNI: two chunks per vpmaddubsw / vpdpwssd; the pairs and their
- * scale vectors are built once per super-block for all rows. */
-#define KQ_Q8_BODY512(PAIRS, BB)                                                           \
+/* One super-block of one activation row (xs: its quants in the weight's order, bs: its 16
+ * bsums, dA: its scale) added to the row's accumulators. */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4], __m256i bs,
+                                              __m128 dA, __m512 *acc, __m256 *accm)
+{
+    const __m512i z = _mm512_setzero_si512();
+    __m512i isum = z;
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i r0 = _mm512_dpbusd_epi32(z, u->q[2 * h], xs[2 * h]);
+        const __m512i r1 = _mm512_dpbusd_epi32(z, u->q[2 * h + 1], xs[2 * h + 1]);
+        isum = _mm512_dpwssd_epi32(isum, _mm512_packs_epi32(r0, r1), u->sc[h]);
+    }
+    const __m256i imin = _mm256_madd_epi16(bs, u->mn);
+    const __m128 f = _mm_mul_ps(u->dd, dA);   /* d * dA, dmin * dA */
+    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_broadcastss_ps(f), *acc);
+    *accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin),
+                            _mm256_broadcastss_ps(_mm_movehdup_ps(f)), *accm);
+}
+
+/* The Q8_K GEMV on kq_pk blocks, NX activation rows (one kq_pk per super-block for all). */
+#define KQ_PK_BODY(PK, BB)                                                             \
     const int64_t nb = k / QK_K;                                                            \
     for (int64_t r = 0; r < nr; r++) {                                                      \
         const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
@@ -797,52 +836,56 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
         }                                                                                   \
         for (int64_t b = 0; b < nb; b++, p += (BB)) {                                       \
             DS_PREFETCH_BLOCK(p, BB);                                                       \
-            kq_vec u;                                                                       \
-            __m512i qq[4], sv[4];                                                           \
-            PAIRS(p, &u, qq, sv);                                                           \
-            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                            \
-                kq_dot512(&u, qq, sv, xa->q + m * k + b * QK_K,                             \
+            kq_pk u;                                                                        \
+            PK(p, &u);                                                                      \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                __m512i xs[4];                                                              \
+                kq_pkx(xa->q + m * k + b * QK_K, xs);                                          \
+                kq_pk_dot(&u, xs,                                                           \
                           _mm256_loadu_si256(                                               \
                               (const __m256i *)(xa->bsums + m * (k / 16) + 16 * b)),        \
-                          xa->d[m * nb + b], &acc[m], &accm[m]);                            \
+                          _mm_set1_ps(xa->d[m * nb + b]), &acc[m], &accm[m]);               \
+            }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
             y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - ds_hsum8(accm[m]);              \
     }
 
-/* KQ_Q8_BODY512 for one activation row, NS weight rows at a time, one from each of NS equal
- * parts of the row range (NS sequential streams through memory). Every row sees exactly
- * KQ_Q8_BODY512's operations: identical results. ONE is the single-row instance for the
- * nr % NS last rows. */
-#define KQ_Q8_BODY512_NS(PAIRS, BB, ONE, NS)                                                   \
-    const int64_t nb = k / QK_K, q2 = nr / (NS);                                               \
+/* KQ_PK_BODY for one activation row, NS weight rows at a time from NS equal parts of the row
+ * range (NS sequential streams through memory, the activation vectors loaded once for all); every
+ * row sees exactly KQ_PK_BODY's operations: identical results. ONE is the single-row instance
+ * for the nr % NS last rows. */
+#define KQ_PK_BODY_NS(PK, BB, ONE, NS)                                                 \
+    const int64_t nb = k / QK_K, q2 = nr / (NS);                                            \
     for (int64_t i = 0; i < q2; i++) {                                                      \
-        const uint8_t *p[NS];                                                                \
-        __m512 acc[NS];                                                                      \
-        __m256 accm[NS];                                                                     \
+        const uint8_t *p[NS];                                                               \
+        __m512 acc[NS];                                                                     \
+        __m256 accm[NS];                                                                    \
         for (int s = 0; s < (NS); s++) {                                                    \
             p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
             acc[s] = _mm512_setzero_ps();                                                   \
             accm[s] = _mm256_setzero_ps();                                                  \
         }                                                                                   \
         for (int64_t b = 0; b < nb; b++) {                                                  \
-            const int8_t *xq = xa->q + b * QK_K;                                            \
+            __m512i xs[4];                                                                  \
+            kq_pkx(xa->q + b * QK_K, xs);                                                    \
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(xa->bsums + 16 * b));   \
-            const float dA = xa->d[b];                                                      \
+            const __m128 dA = _mm_set1_ps(xa->d[b]);                                        \
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
                 DS_PREFETCH_BLOCK(ps, BB);                                                  \
-                kq_vec u;                                                                   \
-                __m512i qq[4], sv[4];                                                       \
-                PAIRS(ps, &u, qq, sv);                                                      \
-                kq_dot512(&u, qq, sv, xq, bs, dA, &acc[s], &accm[s]);                       \
+                kq_pk u;                                                                    \
+                PK(ps, &u);                                                                 \
+                kq_pk_dot(&u, xs, bs, dA, &acc[s], &accm[s]);                               \
             }                                                                               \
         }                                                                                   \
         for (int s = 0; s < (NS); s++)                                                      \
             y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]) - ds_hsum8(accm[s]);               \
     }                                                                                       \
-    if (nr > (NS) * q2)                                                                        \
-        ONE((const uint8_t *)w + (size_t)((NS) * q2) * rb, rb, nr - (NS) * q2, k, xa, y + (NS) * q2, 1);
+    if (nr > (NS) * q2)                                                                     \
+        ONE((const uint8_t *)w + (size_t)((NS) * q2) * rb, rb, nr - (NS) * q2, k, xa,       \
+            y + (NS) * q2, 1);
+
 
 #endif /* DS_KERNELS_X86 */
 
@@ -878,11 +921,11 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_dot512(const kq_vec *u, const __m512i qq[
                                                          int64_t nr, int64_t k,             \
                                                          const ds_qact *xa, float *y,       \
                                                          int64_t ldy)                       \
-    { KQ_Q8_BODY512(NAME##_pairs512, BB) }                                               \
+    { KQ_PK_BODY(NAME##_pk, BB) }                                                          \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { KQ_Q8_BODY512_NS(NAME##_pairs512, BB, NAME##_q8_vnni_1, KQ_STREAMS) }                          \
+    { KQ_PK_BODY_NS(NAME##_pk, BB, NAME##_q8_vnni_1, KQ_STREAMS) }                          \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
         if (ds_cpu_get()->avx512vnni && nx == 1)                                            \
