@@ -432,39 +432,99 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
     return fifth_bits_add_vnni(nibbles_vnni(p + 8), ds_rd32(p + 4));
 }
 
-/* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time, one from each of NS
- * equal parts of the row range (NS memory streams, the activation blocks loaded once for
- * all). Every row sees exactly LQ_Q8_BODY's operations: identical results. ONE: the
- * single-row instance for the nr % NS last rows. */
-#define LQ_Q8_BODY_NS(UNPACK, BB, DOT, ONE, NS)                                             \
+/* Two consecutive blocks (at p and p + bb) as one 512-bit vector: lanes 0-7 of a vpdpbusd
+ * with the two blocks' activation quants are the first block's 256-bit sums, lanes 8-15 the
+ * second's. The nibbles: each block's 16 qs bytes in two 128-bit lanes, shifted by 0 / 4. */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i nibbles2_vnni(const uint8_t *qs0, const uint8_t *qs1)
+{
+    const __m512i v = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1)), 1);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(v, sh), _mm512_set1_epi8(0x0F));
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m512i fifth_bits2_add_vnni(__m512i v, uint32_t h0, uint32_t h1)
+{
+    return _mm512_mask_add_epi8(v, (__mmask64)((uint64_t)h1 << 32 | h0), v, _mm512_set1_epi8(0x10));
+}
+
+/* NAME##_unpack2_vnni(p, bb, d, c): the two blocks' quants (as above) and their d, c -- the
+ * same values as two NAME##_unpack_vnni calls. */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q4_0_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
+                                                         float c[2])
+{
+    for (int i = 0; i < 2; i++) {
+        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
+        c[i] = 8.0f * d[i];
+    }
+    return nibbles2_vnni(p + 2, p + bb + 2);
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q4_1_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
+                                                         float c[2])
+{
+    for (int i = 0; i < 2; i++) {
+        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
+        c[i] = -_cvtsh_ss(ds_rd16(p + i * bb + 2));
+    }
+    return nibbles2_vnni(p + 4, p + bb + 4);
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q5_0_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
+                                                         float c[2])
+{
+    for (int i = 0; i < 2; i++) {
+        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
+        c[i] = 16.0f * d[i];
+    }
+    return fifth_bits2_add_vnni(nibbles2_vnni(p + 6, p + bb + 6), ds_rd32(p + 2),
+                                ds_rd32(p + bb + 2));
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q5_1_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
+                                                         float c[2])
+{
+    for (int i = 0; i < 2; i++) {
+        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
+        c[i] = -_cvtsh_ss(ds_rd16(p + i * bb + 2));
+    }
+    return fifth_bits2_add_vnni(nibbles2_vnni(p + 8, p + bb + 8), ds_rd32(p + 4),
+                                ds_rd32(p + bb + 4));
+}
+
+/* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time from NS equal parts of
+ * the row range, two blocks per 512-bit vector (AVX-512 VNNI): the lanes of acc are
+ * LQ_Q8_BODY's two 256-bit accumulators (even blocks in lanes 0-7, odd in 8-15) and see
+ * exactly its operations, so the results are identical. UNPACK2: NAME##_unpack2_vnni. */
+#define LQ_Q8_BODY_NS512(UNPACK2, UNPACK, BB, ONE, NS)                                      \
     const int64_t nb = k / QK, q2 = nr / (NS);                                              \
     for (int64_t i = 0; i < q2; i++) {                                                      \
         const uint8_t *p[NS];                                                               \
-        __m256 acc[NS][2];                                                                  \
+        __m512 acc[NS];                                                                     \
         float corr[NS][2];                                                                  \
         _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                            \
             p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
-            acc[s][0] = acc[s][1] = _mm256_setzero_ps();                                    \
+            acc[s] = _mm512_setzero_ps();                                                   \
             corr[s][0] = corr[s][1] = 0.0f;                                                 \
         }                                                                                   \
         int64_t b = 0;                                                                      \
         for (; b + 2 <= nb; b += 2) {                                                       \
-            const int8_t *xq = xa->q + b * QK;                                              \
             const float *xd = xa->d + b, *xs = xa->s + b;                                   \
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)xq);                     \
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + QK));              \
+            const __m512i x01 = _mm512_loadu_si512((const void *)(xa->q + b * QK));        \
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
                 DS_PREFETCH_BLOCK(ps, 2 * (BB));                                            \
-                float d0, c0, d1, c1;                                                       \
-                __m256i q0 = UNPACK(ps, &d0, &c0), q1 = UNPACK(ps + (BB), &d1, &c1);        \
-                __m256i s0 = DOT(q0, x0), s1 = DOT(q1, x1);                                 \
-                acc[s][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(d0 * xd[0]), \
-                                            acc[s][0]);                                     \
-                acc[s][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(d1 * xd[1]), \
-                                            acc[s][1]);                                     \
-                corr[s][0] += c0 * xs[0];                                                   \
-                corr[s][1] += c1 * xs[1];                                                   \
+                float d[2], c[2];                                                           \
+                const __m512i q = UNPACK2(ps, (BB), d, c);                                  \
+                const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x01);    \
+                const __m512 sc = _mm512_castpd_ps(_mm512_insertf64x4(                      \
+                    _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(d[0] * xd[0]))), \
+                    _mm256_castps_pd(_mm256_set1_ps(d[1] * xd[1])), 1));                    \
+                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sc, acc[s]);              \
+                corr[s][0] += c[0] * xs[0];                                                 \
+                corr[s][1] += c[1] * xs[1];                                                 \
             }                                                                               \
         }                                                                                   \
         if (b < nb) {                                                                       \
@@ -472,20 +532,24 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 float d0, c0;                                                               \
                 __m256i q0 = UNPACK(p[s] + (size_t)b * (BB), &d0, &c0);                     \
-                acc[s][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT(q0, x0)),                \
-                                            _mm256_set1_ps(d0 * xa->d[b]), acc[s][0]);      \
+                acc[s] = _mm512_mask3_fmadd_ps(                                             \
+                    _mm512_castps256_ps512(_mm256_cvtepi32_ps(dot_vnni(q0, x0))),           \
+                    _mm512_set1_ps(d0 * xa->d[b]), acc[s], 0x00FF);                         \
                 corr[s][0] += c0 * xa->s[b];                                                \
             }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++)                              \
-            y[s * q2 + i] = ds_hsum8(_mm256_add_ps(acc[s][0], acc[s][1])) -                 \
+            y[s * q2 + i] = ds_hsum8(_mm256_add_ps(_mm512_castps512_ps256(acc[s]),          \
+                                                   _mm256_castpd_ps(_mm512_extractf64x4_pd( \
+                                                       _mm512_castps_pd(acc[s]), 1)))) -    \
                             (corr[s][0] + corr[s][1]);                                      \
     }                                                                                       \
     if (nr > (NS) * q2)                                                                     \
         ONE((const uint8_t *)w + (size_t)((NS) * q2) * rb, rb, nr - (NS) * q2, k, xa,       \
             y + (NS) * q2, 1);
 
-/* Weight rows the single-row VNNI GEMV reads at once (see LQ_Q8_BODY_NS). */
+/* Weight rows the single-row VNNI GEMV reads at once, one from each of LQ_STREAMS equal parts
+ * of the row range (memory streams; the activation blocks loaded once for all). */
 #define LQ_STREAMS 4
 
 #endif /* DS_KERNELS_X86 */
@@ -526,7 +590,8 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { LQ_Q8_BODY_NS(NAME##_unpack_vnni, BB, dot_vnni, NAME##_q8_vnni_1, LQ_STREAMS) }       \
+    { LQ_Q8_BODY_NS512(NAME##_unpack2_vnni, NAME##_unpack_vnni, BB, NAME##_q8_vnni_1,        \
+                       LQ_STREAMS) }                                                        \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
         if (ds_cpu_get()->avx512vnni && nx == 1)                                            \
