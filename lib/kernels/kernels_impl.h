@@ -35,8 +35,12 @@
 #define DS_ISA_COUNT 3
 
 /* GEMV kernels prefetch the weight stream this many bytes ahead: measured +30-50% single-thread
- * DRAM throughput over the hardware prefetcher alone (Q8_0 7 -> 10.5 GB/s). */
-#define DS_PF_DIST 1024
+ * DRAM throughput over the hardware prefetcher alone (Q8_0 7 -> 10.5 GB/s). 2048 rather than
+ * 1024 since the kernels read four streams per thread at ~25 GB/s per core: 2 threads from DRAM
+ * (bench-kernels-quant 2048 32768, three alternating runs on the 2-core AMD VM) Q4_K 33-36 ->
+ * 45-63 GB/s, Q6_K 35-38 -> 39-63, Q8_0 31-51 -> 50-61; 4096 was no better and more erratic,
+ * an L2 hint (prefetcht1) no different. */
+#define DS_PF_DIST 2048
 #if defined(__GNUC__) || defined(__clang__)
 #define DS_PREFETCH(p) __builtin_prefetch((const char *)(p) + DS_PF_DIST, 0, 3)
 #else
