@@ -274,20 +274,34 @@ DS_TARGET_AVX2 DS_INLINE __m256i m8(int v)
 
 /* Q4_K/Q5_K scales and mins: the 12 bytes as three little-endian words a, b, c hold
  * sc0-3 (a & 0x3F..), m0-3 (b & 0x3F..), and for j = 4..7 the low nibbles of c (scales) and high
- * nibbles of c (mins) with bits 4-5 from the top two bits of a (scales) / b (mins). */
-DS_TARGET_AVX2 DS_INLINE void q4k_scales_avx2(const uint8_t *p, kq_vec *u)
+ * nibbles of c (mins) with bits 4-5 from the top two bits of a (scales) / b (mins). sc8, mn8:
+ * the eight scales / mins as bytes 0-7. */
+DS_TARGET_AVX2 DS_INLINE void q4k_sm8(const uint8_t *p, __m128i *sc8, __m128i *mn8)
 {
-    u->d = _cvtsh_ss(ds_rd16(p));
-    u->dmin = _cvtsh_ss(ds_rd16(p + 2));
     uint32_t a = ds_rd32(p + 4), b = ds_rd32(p + 8), c = ds_rd32(p + 12);
     uint32_t sc03 = a & 0x3F3F3F3Fu, mn03 = b & 0x3F3F3F3Fu;
     uint32_t sc47 = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
     uint32_t mn47 = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+    *sc8 = _mm_cvtsi64_si128((long long)((uint64_t)sc47 << 32 | sc03));
+    *mn8 = _mm_cvtsi64_si128((long long)((uint64_t)mn47 << 32 | mn03));
+}
+
+/* The eight mins of q4k_sm8 as the i16 offset of each group of 16. */
+DS_TARGET_AVX2 DS_INLINE __m256i q4k_group_mins(__m128i mn8)
+{
     const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    __m128i sc8 = _mm_cvtsi64_si128((long long)((uint64_t)sc47 << 32 | sc03));
-    __m128i mn8 = _mm_cvtsi64_si128((long long)((uint64_t)mn47 << 32 | mn03));
+    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(mn8, dup));
+}
+
+DS_TARGET_AVX2 DS_INLINE void q4k_scales_avx2(const uint8_t *p, kq_vec *u)
+{
+    u->d = _cvtsh_ss(ds_rd16(p));
+    u->dmin = _cvtsh_ss(ds_rd16(p + 2));
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m128i sc8, mn8;
+    q4k_sm8(p, &sc8, &mn8);
     u->sc = _mm_shuffle_epi8(sc8, dup);
-    u->mn = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(mn8, dup));
+    u->mn = q4k_group_mins(mn8);
 }
 
 DS_TARGET_AVX2 DS_INLINE void q4k_unpack_avx2(const uint8_t *p, kq_vec *u)
@@ -708,21 +722,29 @@ typedef struct kq_pk {
     __m128 dd;
 } kq_pk;
 
+/* sc[0], sc[1] of kq_pk from the 16 group scales as i16 (lane L of sc[h]: group 8h + L in
+ * words 0-3, 8h + 4 + L in words 4-7). */
+DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_scales16(__m256i s16, __m512i sc[2])
+{
+    const __m512i i0 = _mm512_set_epi64(0x0007000700070007ll, 0x0003000300030003ll,
+                                        0x0006000600060006ll, 0x0002000200020002ll,
+                                        0x0005000500050005ll, 0x0001000100010001ll,
+                                        0x0004000400040004ll, 0x0000000000000000ll);
+    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(8));
+    sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi256_si512(s16));
+    sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
+}
+
 /* Q4_K straight from the super-block's bytes: q[i] = chunks 2i (low nibbles of qs bytes
  * 32i .. 32i+31) and 2i+1 (their high nibbles); chunk c (groups 2c, 2c+1) has scale s[c], so
  * lane L of sc[h] is s[4h + L/2] (words 0-3) and s[4h + 2 + L/2] (words 4-7). */
 DS_TARGET_AVX512VNNI DS_INLINE void q4k_pk(const uint8_t *p, kq_pk *u)
 {
     u->dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)ds_rd32(p)));
-    uint32_t a = ds_rd32(p + 4), b = ds_rd32(p + 8), c = ds_rd32(p + 12);
-    uint32_t sc03 = a & 0x3F3F3F3Fu, mn03 = b & 0x3F3F3F3Fu;
-    uint32_t sc47 = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
-    uint32_t mn47 = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
-    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m128i s16 = _mm_cvtepu8_epi16(
-        _mm_cvtsi64_si128((long long)((uint64_t)sc47 << 32 | sc03)));
-    const __m128i mn8 = _mm_cvtsi64_si128((long long)((uint64_t)mn47 << 32 | mn03));
-    u->mn = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(mn8, dup));
+    __m128i sc8, mn8;
+    q4k_sm8(p, &sc8, &mn8);
+    u->mn = q4k_group_mins(mn8);
+    const __m128i s16 = _mm_cvtepu8_epi16(sc8);
     const __m512i i0 = _mm512_set_epi64(0x0003000300030003ll, 0x0001000100010001ll,
                                         0x0003000300030003ll, 0x0001000100010001ll,
                                         0x0002000200020002ll, 0x0000000000000000ll,
@@ -745,13 +767,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void q6k_pk(const uint8_t *p, kq_pk *u)
     u->dd = _mm_set1_ps(_cvtsh_ss(ds_rd16(p + 208)));
     const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
     u->mn = _mm256_slli_epi16(s16, 5);
-    const __m512i i0 = _mm512_set_epi64(0x0007000700070007ll, 0x0003000300030003ll,
-                                        0x0006000600060006ll, 0x0002000200020002ll,
-                                        0x0005000500050005ll, 0x0001000100010001ll,
-                                        0x0004000400040004ll, 0x0000000000000000ll);
-    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(8));
-    u->sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi256_si512(s16));
-    u->sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
+    kq_pk_scales16(s16, u->sc);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i sl = halves_epi16(4, 2), sr = halves_epi16(0, 2);
 #pragma GCC unroll 2
@@ -771,13 +787,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_from_vec(const kq_vec *v, kq_pk *u)
     u->dd = _mm_setr_ps(v->d, v->dmin, 0.0f, 0.0f);
     u->mn = v->mn;
     const __m256i s16 = _mm256_cvtepi8_epi16(v->sc);
-    const __m512i i0 = _mm512_set_epi64(0x0007000700070007ll, 0x0003000300030003ll,
-                                        0x0006000600060006ll, 0x0002000200020002ll,
-                                        0x0005000500050005ll, 0x0001000100010001ll,
-                                        0x0004000400040004ll, 0x0000000000000000ll);
-    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(8));
-    u->sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi256_si512(s16));
-    u->sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
+    kq_pk_scales16(s16, u->sc);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
         u->q[i] = _mm512_inserti64x4(_mm512_castsi256_si512(v->q[2 * i]), v->q[2 * i + 1], 1);
