@@ -451,48 +451,25 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i fifth_bits2_add_vnni(__m512i v, uint32_t 
 }
 
 /* NAME##_unpack2_vnni(p, bb, d, c): the two blocks' quants (as above) and their d, c -- the
- * same values as two NAME##_unpack_vnni calls. */
-DS_TARGET_AVX512VNNI DS_INLINE __m512i q4_0_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
-                                                         float c[2])
-{
-    for (int i = 0; i < 2; i++) {
-        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
-        c[i] = 8.0f * d[i];
+ * same values as two NAME##_unpack_vnni calls. Block layout: qs at QS, the qh word at QH (< 0:
+ * none), C the block's c from its bytes blk and its d. */
+#define LQ_UNPACK2(NAME, QS, QH, C)                                                         \
+    DS_TARGET_AVX512VNNI DS_INLINE __m512i NAME##_unpack2_vnni(const uint8_t *p, size_t bb,  \
+                                                               float d[2], float c[2])       \
+    {                                                                                       \
+        for (int i = 0; i < 2; i++) {                                                       \
+            const uint8_t *blk = p + i * bb;                                                \
+            d[i] = _cvtsh_ss(ds_rd16(blk));                                                 \
+            c[i] = (C);                                                                     \
+        }                                                                                   \
+        const __m512i q = nibbles2_vnni(p + (QS), p + bb + (QS));                           \
+        return (QH) < 0 ? q : fifth_bits2_add_vnni(q, ds_rd32(p + (QH)), ds_rd32(p + bb + (QH))); \
     }
-    return nibbles2_vnni(p + 2, p + bb + 2);
-}
-
-DS_TARGET_AVX512VNNI DS_INLINE __m512i q4_1_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
-                                                         float c[2])
-{
-    for (int i = 0; i < 2; i++) {
-        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
-        c[i] = -_cvtsh_ss(ds_rd16(p + i * bb + 2));
-    }
-    return nibbles2_vnni(p + 4, p + bb + 4);
-}
-
-DS_TARGET_AVX512VNNI DS_INLINE __m512i q5_0_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
-                                                         float c[2])
-{
-    for (int i = 0; i < 2; i++) {
-        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
-        c[i] = 16.0f * d[i];
-    }
-    return fifth_bits2_add_vnni(nibbles2_vnni(p + 6, p + bb + 6), ds_rd32(p + 2),
-                                ds_rd32(p + bb + 2));
-}
-
-DS_TARGET_AVX512VNNI DS_INLINE __m512i q5_1_unpack2_vnni(const uint8_t *p, size_t bb, float d[2],
-                                                         float c[2])
-{
-    for (int i = 0; i < 2; i++) {
-        d[i] = _cvtsh_ss(ds_rd16(p + i * bb));
-        c[i] = -_cvtsh_ss(ds_rd16(p + i * bb + 2));
-    }
-    return fifth_bits2_add_vnni(nibbles2_vnni(p + 8, p + bb + 8), ds_rd32(p + 4),
-                                ds_rd32(p + bb + 4));
-}
+LQ_UNPACK2(q4_0, 2, -1, 8.0f * d[i])
+LQ_UNPACK2(q4_1, 4, -1, -_cvtsh_ss(ds_rd16(blk + 2)))
+LQ_UNPACK2(q5_0, 6, 2, 16.0f * d[i])
+LQ_UNPACK2(q5_1, 8, 4, -_cvtsh_ss(ds_rd16(blk + 2)))
+#undef LQ_UNPACK2
 
 /* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time from NS equal parts of
  * the row range, two blocks per 512-bit vector (AVX-512 VNNI): the lanes of acc are
