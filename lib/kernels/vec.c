@@ -1,12 +1,15 @@
 /*
  * lib/kernels/vec.c — f32 vector ops: rmsnorm, softmax, silu_mul, dot, axpy.
  * dot/axpy/rmsnorm have AVX-512 and AVX2 versions; the multi-head dot/axpy of decode attention
- * (ds_dot_heads_f32, ds_axpy_heads_f32) an AVX-512 one with the bits of dot/axpy; softmax and silu_mul are plain C (libm
- * expf; they are a small part of a token's work).
+ * (ds_dot_heads_f32, ds_axpy_heads_f32) an AVX-512 one with the bits of dot/axpy. silu_mul has
+ * AVX-512 and AVX2 versions with their own expf (below; the same operations in both, so the
+ * same bits) and a plain C one (libm expf): a prefill's expert activations are millions of
+ * elements, at ~4 ns each through libm. softmax is plain C (a small part of a token's work).
  */
 #include "kernels/kernels_impl.h"
 
 #include <math.h>
+#include <string.h>
 
 #if DS_KERNELS_X86
 #include "kernels/simd_x86.h"
@@ -269,6 +272,108 @@ DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, 
 #undef AXPY_NH
 #endif /* DS_KERNELS_X86 */
 
+/* silu(g) * u with exp(-g) = p(r) * 2^n1 * 2^n2, n = n1 + n2 = round(-g * log2 e),
+ * r = -g - n ln 2 (in two parts), p the polynomial of Cephes' expf (about 1 ulp). -g is
+ * clamped to [SILU_XMIN, SILU_XMAX]: below, 1 + exp(-g) is 1 in floats anyway; above, the
+ * two normal powers of two overflow the product to inf as expf does, so g < -88.7 gives -0
+ * and g = -inf gives NaN, like the libm version. NaN stays NaN through g itself. */
+#define SILU_XMIN (-87.0f)
+#define SILU_XMAX 89.0f
+#define SILU_LOG2E 1.44269504088896341f
+#define SILU_LN2_HI 0.693359375f
+#define SILU_LN2_LO (-2.12194440e-4f)
+#define SILU_P0 1.9875691500e-4f
+#define SILU_P1 1.3981999507e-3f
+#define SILU_P2 8.3334519073e-3f
+#define SILU_P3 4.1665795894e-2f
+#define SILU_P4 1.6666665459e-1f
+#define SILU_P5 5.0000001201e-1f
+
+#if DS_KERNELS_X86
+
+DS_TARGET_AVX512 static inline __m512 silu_mul16(__m512 g, __m512 u)
+{
+    __m512 x = _mm512_sub_ps(_mm512_setzero_ps(), g);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(SILU_XMIN)), _mm512_set1_ps(SILU_XMAX));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(SILU_LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SILU_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SILU_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(SILU_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512i ni = _mm512_cvtps_epi32(n), n1 = _mm512_srai_epi32(ni, 1);
+    const __m512i b = _mm512_set1_epi32(127);
+    __m512i e1 = _mm512_slli_epi32(_mm512_add_epi32(n1, b), 23);
+    __m512i e2 = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, n1), b), 23);
+    __m512 ex = _mm512_mul_ps(_mm512_mul_ps(p, _mm512_castsi512_ps(e1)), _mm512_castsi512_ps(e2));
+    return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), ex)), u);
+}
+
+DS_TARGET_AVX512 static void silu_mul_avx512(float *out, const float *gate, const float *up,
+                                             int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i, silu_mul16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+    if (i < n) {
+        __mmask16 m = ds_mask16(n - i);
+        _mm512_mask_storeu_ps(out + i, m, silu_mul16(_mm512_maskz_loadu_ps(m, gate + i),
+                                                     _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+DS_TARGET_AVX2 static inline __m256 silu_mul8(__m256 g, __m256 u)
+{
+    __m256 x = _mm256_sub_ps(_mm256_setzero_ps(), g);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(SILU_XMIN)), _mm256_set1_ps(SILU_XMAX));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(SILU_LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SILU_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SILU_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(SILU_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P5));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
+    const __m256i b = _mm256_set1_epi32(127);
+    __m256i e1 = _mm256_slli_epi32(_mm256_add_epi32(n1, b), 23);
+    __m256i e2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, n1), b), 23);
+    __m256 ex = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e1)), _mm256_castsi256_ps(e2));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), ex)), u);
+}
+
+DS_TARGET_AVX2 static void silu_mul_avx2(float *out, const float *gate, const float *up,
+                                         int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, silu_mul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) { /* the tail through a zero-padded block: the same operations, the same bits */
+        float g8[8] = {0}, u8[8] = {0}, o8[8];
+        memcpy(g8, gate + i, (size_t)(n - i) * sizeof(float));
+        memcpy(u8, up + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(o8, silu_mul8(_mm256_loadu_ps(g8), _mm256_loadu_ps(u8)));
+        memcpy(out + i, o8, (size_t)(n - i) * sizeof(float));
+    }
+}
+#endif /* DS_KERNELS_X86 */
+
+static void silu_mul_scalar(float *out, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
 /* ---- dispatch --------------------------------------------------------------------------- */
 
 float ds_dot_f32_isa(ds_isa isa, const float *a, const float *b, int64_t n)
@@ -384,10 +489,19 @@ void ds_softmax(float *x, int64_t n)
         x[i] *= inv;
 }
 
+void ds_silu_mul_isa(ds_isa isa, float *out, const float *gate, const float *up, int64_t n)
+{
+#if DS_KERNELS_X86
+    switch (ds_isa_clamp(isa)) {
+    case DS_ISA_AVX512: silu_mul_avx512(out, gate, up, n); return;
+    case DS_ISA_AVX2: silu_mul_avx2(out, gate, up, n); return;
+    default: break;
+    }
+#endif
+    silu_mul_scalar(out, gate, up, n);
+}
+
 void ds_silu_mul(float *out, const float *gate, const float *up, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
-    }
+    ds_silu_mul_isa(ds_isa_best(), out, gate, up, n);
 }
