@@ -38,8 +38,10 @@
  *
  * Products of a few rows (decode) that do not depend on each other run as one job group
  * (run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
- * in one OpenMP region whose threads take row chunks dynamically, instead of one fork/join and
- * one static half/half split per product; the results are identical.
+ * in one OpenMP region whose threads take pieces of rows from a shared cursor (large first,
+ * small at the end), instead of one fork/join and one static half/half split per product; the
+ * results are identical. The routed experts of a larger chunk (prefill) run as one task per
+ * expert (moe_tasks), each thread taking whole experts, largest first.
  *
  * The router logits are computed here in f32 from the dequantized router rows (§2.5: "compute
  * in fp32"), independently of the ds_mm precision, because expert selection is discontinuous.
@@ -74,7 +76,8 @@
 #define ATT_MM_MIN_T 8 /* chunks of at least this many tokens use the matmul attention */
 #define PAR_MIN_WORK 131072.0 /* multiply-adds below which a loop runs on one thread */
 #define JOB_MAX_M 4    /* products of at most this many rows can run as GEMV jobs (run_jobs) */
-#define JOB_CHUNK_BYTES (2u << 20) /* weight bytes per GEMV job chunk */
+#define JOB_CHUNK_BYTES (2u << 20) /* most weight bytes per GEMV job piece */
+#define JOB_PIECE_MIN (128u << 10) /* fewest weight bytes per GEMV job piece (but 16 rows) */
 #define JOB_MOE_MAX_T 16 /* MoE blocks of at most this many tokens run as job groups */
 
 /* per-layer state-owned views */
@@ -153,6 +156,12 @@ struct ds2_state {
     float *fgk, *fuk; /* [moe_tmax*k][n_exp_ff] */
     float *dgk;    /* [moe_tmax*k][d] expert outputs */
     struct mm_job *jobs; /* [2 * moe_tmax * k + 4] */
+    /* expert tasks (MoE blocks of more than moe_tmax tokens, several threads: prefill): one
+     * thread per expert at a time (moe_tasks); NULL with one thread, no experts or
+     * n_batch <= moe_tmax */
+    float *xa;     /* [B*k][d] every assignment's gathered input, then its expert output */
+    float *fgt, *fut; /* [nt][B][n_exp_ff] each thread's gate/up (fg/fu when wide enough) */
+    uint32_t *eord;   /* [E] the chunk's experts with tokens, most tokens first */
 };
 
 /* One product Y = X W^T of a run_jobs group. */
@@ -469,6 +478,17 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
         A(fuk, sz3(rows, st->n_exp_ff, 1), float, "expert job up");
         A(dgk, sz3(rows, st->d, 1), float, "expert job outputs");
         A(jobs, 2 * rows + 4, mm_job, "matmul jobs");
+    }
+    if (st->nt > 1 && st->E && B > st->moe_tmax) {
+        A(xa, sz3(B, k, st->d), float, "expert task rows");
+        A(eord, E, uint32_t, "expert order");
+        if ((size_t)st->nt * st->n_exp_ff <= st->ff_max) {
+            st->fgt = st->fg; /* thread t's [B][n_exp_ff] fits at fg + t * B * n_exp_ff */
+            st->fut = st->fu;
+        } else {
+            A(fgt, sz3((size_t)st->nt, B, st->n_exp_ff), float, "expert task gate");
+            A(fut, sz3((size_t)st->nt, B, st->n_exp_ff), float, "expert task up");
+        }
     }
 #undef A
     return DS_OK;
@@ -1074,55 +1094,60 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
 }
 
 /* Run independent products of few rows in ONE OpenMP region instead of one fork/join (and
- * one static half/half row split) each: their weight rows are cut into chunks of about
- * JOB_CHUNK_BYTES (multiples of 16 rows, so threads do not share lines of Y) that the threads
- * take dynamically, each chunk one single-threaded ds_mm_run_rows (nested region). The GEMV
- * kernels compute every row on its own, so the results are exactly those of one ds_mm_run per
- * product. Products of more than JOB_MAX_M rows (oneDNN), and everything with one thread, run
- * one after the other through ds_mm_run. */
+ * one static half/half row split) each. The threads take pieces of their weight rows from a
+ * shared cursor (job by job, in order) until none are left, each piece one single-threaded
+ * ds_mm_run_rows (nested region). A piece is a multiple of 16 rows (threads do not share
+ * lines of Y) of about 1/(2 nt) of the bytes still to take, between JOB_PIECE_MIN and
+ * JOB_CHUNK_BYTES: large while much is left, small at the end, so that the threads finish
+ * close together (with fixed 2 MiB pieces a thread waited half a piece on average at the end
+ * of every group). The GEMV kernels compute every row on its own, so the results are exactly
+ * those of one ds_mm_run per product. Products of more than JOB_MAX_M rows (oneDNN), and
+ * everything with one thread, run one after the other through ds_mm_run. */
 static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err)
 {
-    int64_t total = 0;
+    size_t left = 0; /* weight bytes of the GEMV jobs not yet taken */
     for (int j = 0; j < n; j++)
         if (st->nt == 1 || jobs[j].m > JOB_MAX_M)
             TRY(ds_mm_run(st->mm, jobs[j].w, jobs[j].expert, jobs[j].x, jobs[j].m, jobs[j].ldx,
                           jobs[j].y, jobs[j].ldy, err));
         else
-            total++;
-    if (total == 0)
+            left += (size_t)jobs[j].w->ne[1] * jobs[j].w->row_bytes;
+    if (left == 0)
         return DS_OK;
-    /* chunk c of the group: job jc[c], rows [c0, c1) -- computed on the fly from per-job
-     * counts (n is small) */
-    int64_t n_chunks = 0;
-    for (int j = 0; j < n; j++) {
-        if (jobs[j].m > JOB_MAX_M)
-            continue;
-        int64_t r = (int64_t)(JOB_CHUNK_BYTES / jobs[j].w->row_bytes) & ~(int64_t)15;
-        if (r < 16)
-            r = 16;
-        n_chunks += (jobs[j].w->ne[1] + r - 1) / r;
-    }
+    int cj = 0;       /* cursor: job cj, row crow (guarded by the critical section) */
+    int64_t crow = 0;
+    const size_t div = 2 * (size_t)st->nt;
     ds_status first = DS_OK;
     ds_err first_err;
     ds_err_clear(&first_err);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(st->nt)
-    for (int64_t c = 0; c < n_chunks; c++) {
-        int64_t base = 0, n0 = 0, n1 = 0;
-        int j = 0;
-        for (; j < n; j++) {
-            if (jobs[j].m > JOB_MAX_M)
-                continue;
-            int64_t r = (int64_t)(JOB_CHUNK_BYTES / jobs[j].w->row_bytes) & ~(int64_t)15;
-            if (r < 16)
-                r = 16;
-            const int64_t N = jobs[j].w->ne[1], cnt = (N + r - 1) / r;
-            if (c < base + cnt) {
-                n0 = (c - base) * r;
-                n1 = n0 + r < N ? n0 + r : N;
-                break;
+#pragma omp parallel num_threads(st->nt)
+    for (;;) {
+        int j = -1;
+        int64_t n0 = 0, n1 = 0;
+#pragma omp critical(ds2_job_take)
+        {
+            while (cj < n && (jobs[cj].m > JOB_MAX_M || crow >= jobs[cj].w->ne[1])) {
+                cj++;
+                crow = 0;
             }
-            base += cnt;
+            if (cj < n) {
+                const size_t rb = jobs[cj].w->row_bytes;
+                size_t want = left / div;
+                want = want < JOB_PIECE_MIN ? JOB_PIECE_MIN
+                                            : want > JOB_CHUNK_BYTES ? JOB_CHUNK_BYTES : want;
+                int64_t r = (int64_t)(want / rb) & ~(int64_t)15;
+                if (r < 16)
+                    r = 16;
+                const int64_t N = jobs[cj].w->ne[1];
+                j = cj;
+                n0 = crow;
+                n1 = crow + r < N ? crow + r : N;
+                crow = n1;
+                left -= (size_t)(n1 - n0) * rb;
+            }
         }
+        if (j < 0)
+            break;
         ds_err e;
         ds_err_clear(&e);
         const mm_job *jb = &jobs[j];
@@ -1198,8 +1223,88 @@ static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
     return DS_OK;
 }
 
+/* The routed experts of a chunk of more than moe_tmax tokens (prefill) with several threads:
+ * one task per expert with tokens, the threads taking them dynamically, largest first, so
+ * that each expert's gather, gate, up, SwiGLU and down products run on one thread without a
+ * fork/join between them (ds_mm_run inside the region runs on its thread alone; measured
+ * against one two-thread product after another in BENCHMARKS.md). Assignment j's input is
+ * gathered into row j of xa and its expert output written over it; the outputs are then
+ * combined in assignment order (expert by expert) with the columns split across the threads,
+ * which for every element is the sum, in the order, of the expert-by-expert path.
+ * Writes the routed part of the block output to st->tmp. */
+static ds_status moe_tasks(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
+{
+    const ds2_layer *ly = &st->md->w.layers[l];
+    const uint32_t d = st->d, E = st->E, F = st->n_exp_ff, n_asg = st->off[E];
+    uint32_t na = 0;
+    for (uint32_t e = 0; e < E; e++) { /* insertion sort: most tokens first, then by id */
+        const uint32_t c = st->off[e + 1] - st->off[e];
+        if (c == 0)
+            continue;
+        uint32_t i = na++;
+        for (; i > 0 && st->off[st->eord[i - 1] + 1] - st->off[st->eord[i - 1]] < c; i--)
+            st->eord[i] = st->eord[i - 1];
+        st->eord[i] = e;
+    }
+    const size_t tb = (size_t)st->p.n_batch * F;
+    ds_status first = DS_OK;
+    ds_err first_err;
+    ds_err_clear(&first_err);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(st->nt)
+    for (int64_t i = 0; i < (int64_t)na; i++) {
+        const uint32_t e = st->eord[i], a = st->off[e], cnt = st->off[e + 1] - a;
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        float *g = st->fgt + (size_t)t * tb, *u = st->fut + (size_t)t * tb;
+        float *xr = st->xa + (size_t)a * d;
+        for (uint32_t j = 0; j < cnt; j++)
+            memcpy(xr + (size_t)j * d, st->h + (size_t)st->gtok[a + j] * d,
+                   (size_t)d * sizeof(float));
+        ds_err ee;
+        ds_err_clear(&ee);
+        ds_status s = ds_mm_run(st->mm, &ly->ffn_gate_exps, e, xr, cnt, d, g, F, &ee);
+        if (s == DS_OK)
+            s = ds_mm_run(st->mm, &ly->ffn_up_exps, e, xr, cnt, d, u, F, &ee);
+        if (s == DS_OK) {
+            ds_silu_mul(g, g, u, (int64_t)cnt * F);
+            s = ds_mm_run(st->mm, &ly->ffn_down_exps, e, g, cnt, F, xr, d, &ee);
+        }
+        if (s != DS_OK) {
+#pragma omp critical(ds2_task_err)
+            if (first == DS_OK) {
+                first = s;
+                first_err = ee;
+            }
+        }
+    }
+    if (first != DS_OK) {
+        if (err)
+            *err = first_err;
+        return first;
+    }
+    /* combine: column slices of whole 64-byte lines, one per thread */
+    const int nt = st->nt;
+    const uint32_t cw = (uint32_t)(((d + (uint32_t)nt - 1) / (uint32_t)nt + 15) & ~15u);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int c = 0; c < nt; c++) {
+        const uint32_t c0 = (uint32_t)c * cw;
+        if (c0 >= d)
+            continue;
+        const uint32_t n = d - c0 < cw ? d - c0 : cw;
+        for (uint32_t t = 0; t < T; t++)
+            memset(st->tmp + (size_t)t * d + c0, 0, (size_t)n * sizeof(float));
+        for (uint32_t j = 0; j < n_asg; j++)
+            ds_axpy_f32(st->tmp + (size_t)st->gtok[j] * d + c0, st->gw[j],
+                        st->xa + (size_t)j * d + c0, n);
+    }
+    return DS_OK;
+}
+
 /* g = silu(g) * u over n elements, split across the threads when large (a prefill's gate
- * activations: ds_silu_mul is a scalar expf loop, ~4 ns per element) */
+ * activations; ds_silu_mul measured 0.28 ns per element with AVX-512, 0.55 with AVX2, 3.8 in
+ * plain C) */
 static void silu_mul_par(const ds2_state *st, float *g, const float *u, int64_t n)
 {
     const int64_t piece = 16384;
@@ -1295,6 +1400,10 @@ static ds_status ffn(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
     }
 
     /* routed experts: one batched SwiGLU per selected expert over its tokens */
+    if (st->xa) {
+        TRY(moe_tasks(st, l, T, err));
+        goto shared;
+    }
     memset(st->tmp, 0, (size_t)T * d * sizeof(float));
     for (uint32_t e = 0; e < E; e++) {
         const uint32_t a = st->off[e], b = st->off[e + 1], cnt = b - a;
@@ -1320,6 +1429,7 @@ static ds_status ffn(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
                         st->dg + (size_t)j * d, d);
     }
 
+shared:
     /* shared expert (no gate) */
     if (ls->sh_width) {
         TRY(swiglu(st, &ly->ffn_gate_shexp, &ly->ffn_up_shexp, &ly->ffn_down_shexp, 0,

@@ -104,7 +104,7 @@ int ds_mm_cached_primitives(ds_mm *mm);
  * weights uses int8 activations in the type's pairing (Q8_0 / Q8_1 / Q8_K, formats.md §2.5)
  * and batches of non-F32 weights use bf16 inputs (AVX-512 with
  * AVX512_BF16 only). F32 weights are always computed in f32.
- * Do not call from inside an OpenMP parallel region if n_threads > 1 is expected.
+ * Called from inside an OpenMP parallel region, it runs on the calling thread alone.
  */
 ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *X, int64_t M,
                     int64_t ldx, float *Y, int64_t ldy, ds_err *err);

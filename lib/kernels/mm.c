@@ -35,7 +35,9 @@
  *     AVX512_BF16; otherwise it computes in f32 (also if oneDNN reports bf16 unimplemented).
  *   - Threads: before creating or executing a primitive the calling thread's OpenMP
  *     nthreads-var is set to n_threads (oneDNN's OpenMP runtime reads it) and restored after.
- *     Call ds_mm_run from outside OpenMP parallel regions, or get one thread.
+ *     A call from inside an OpenMP parallel region (the forward pass's job, per-head and
+ *     per-expert loops) runs on its thread alone: nthreads-var 1, and primitives keyed by
+ *     their thread count, since oneDNN fixes its work split when it creates one.
  */
 #include "kernels/kernels_impl.h"
 
@@ -85,6 +87,8 @@ typedef struct mm_key {
     int64_t m, k, n, ldx, ldy, ldw;
     int32_t src_dt, wei_dt;
     int32_t packed;                  /* 1: ask for blocked weights (BA16a64b2a, pack_bf16.c) */
+    int32_t nthr;                    /* threads it runs on: n_threads, or 1 inside a parallel
+                                      * region (oneDNN sizes its work split when created) */
 } mm_key;
 
 typedef struct mm_prim {
@@ -310,10 +314,10 @@ static bool buf_reserve(void **buf, size_t *cap, size_t need)
 
 static uint64_t key_hash(const mm_key *k)
 {
-    const int64_t v[9] = {k->m,   k->k,      k->n,      k->ldx,   k->ldy,
-                          k->ldw, k->src_dt, k->wei_dt, k->packed};
+    const int64_t v[10] = {k->m,   k->k,      k->n,      k->ldx,    k->ldy,
+                           k->ldw, k->src_dt, k->wei_dt, k->packed, k->nthr};
     uint64_t h = 0x9E3779B97F4A7C15ull;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         h ^= (uint64_t)v[i] + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
         h *= 0xBF58476D1CE4E5B9ull;
     }
@@ -324,7 +328,7 @@ static bool key_eq(const mm_key *a, const mm_key *b)
 {
     return a->m == b->m && a->k == b->k && a->n == b->n && a->ldx == b->ldx &&
            a->ldy == b->ldy && a->ldw == b->ldw && a->src_dt == b->src_dt &&
-           a->wei_dt == b->wei_dt && a->packed == b->packed;
+           a->wei_dt == b->wei_dt && a->packed == b->packed && a->nthr == b->nthr;
 }
 
 static void key_mds(const mm_key *k, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
@@ -727,7 +731,7 @@ static bool r16_rows(ds_isa isa, const ds_weight *W, mm_slot *slot, const char *
     return true;
 }
 
-static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *W,
+static ds_status mm_batch(ds_mm *mm, int nthr, const ds_type_kernels *tk, const ds_weight *W,
                           const char *wbase, int64_t N, int64_t K, const float *X, int64_t M,
                           int64_t ldx, float *Y, int64_t ldy, bool use_bf16,
                           dnnl_status_t *st_out, ds_err *err)
@@ -763,7 +767,7 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
         }
         const bool f = W->type == DS_GGML_F32;
         mm_key key = {M, K, N, f ? ldx : src_ld, D == Y ? ldy : N, K, f ? f32 : bf16,
-                      f ? f32 : bf16, 0};
+                      f ? f32 : bf16, 0, nthr};
         rc = mm_exec(mm, slot, &key, f ? (const void *)X : src, wbase, D, W, st_out, err);
         if (rc == DS_OK)
             dense_done(D, M, N, Y, ldy);
@@ -775,7 +779,7 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
                           PACK_CHUNK_MAX % tk->block_elems == 0;
         /* tile rows: a multiple of rq (packed: whole 64-column blocks, as many per tile as
          * the threads can share evenly, which is how oneDNN splits them) */
-        const int64_t rq = pack ? 64 * (int64_t)mm->n_threads : 16;
+        const int64_t rq = pack ? 64 * (int64_t)nthr : 16;
         size_t es = use_bf16 ? 2 : 4;
         int64_t nt = (int64_t)(mm->tile_bytes / ((size_t)K * es)) / rq * rq;
         if (nt < rq)
@@ -788,7 +792,7 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
         }
         const int64_t ntp = pack ? (nt + 63) / 64 * 64 : nt; /* rows with the padding */
         if (!buf_reserve(&slot->wbuf, &slot->wcap, (size_t)ntp * K * es) ||
-            (pack && !buf_reserve(&slot->pbuf, &slot->pcap, (size_t)mm->n_threads *
+            (pack && !buf_reserve(&slot->pbuf, &slot->pcap, (size_t)nthr *
                                                                 PACK_SCR_FLOATS * sizeof(float)))) {
             rc = ds_err_set(err, DS_ERR_NO_MEMORY, "matmul with tensor '%s': weight tile of "
                             "%lld x %lld", W->name ? W->name : "?", (long long)nt, (long long)K);
@@ -802,7 +806,7 @@ static ds_status mm_batch(ds_mm *mm, const ds_type_kernels *tk, const ds_weight 
                 break;
             }
             mm_key key = {M, K, nn, src_ld, D == Y + n ? ldy : nn, K, use_bf16 ? bf16 : f32,
-                          use_bf16 ? bf16 : f32, pack ? 1 : 0};
+                          use_bf16 ? bf16 : f32, pack ? 1 : 0, nthr};
             mm_prim *p = NULL;
             dnnl_status_t st = cache_get(mm, &key, &p);
             *st_out = st;
@@ -899,7 +903,7 @@ static ds_status mm_gemv_r16(ds_isa isa, const ds_weight *W, const char *wbase, 
 }
 
 /* Y (M x N) = X * W^T with the GEMV kernels, M <= a few rows. */
-static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *W,
+static ds_status mm_gemv(ds_mm *mm, int nthr, const ds_type_kernels *tk, const ds_weight *W,
                          const char *wbase, int64_t N, int64_t K, const float *X, int64_t M,
                          int64_t ldx, float *Y, int64_t ldy, ds_err *err)
 {
@@ -921,7 +925,7 @@ static ds_status mm_gemv(ds_mm *mm, const ds_type_kernels *tk, const ds_weight *
             ds_qact_quantize(isa, tk->act, X, M, ldx, K, slot->xbuf, &xa);
     }
     size_t row_bytes = W->row_bytes;
-    int nt = mm->n_threads;
+    int nt = nthr;
     if ((size_t)N * row_bytes < MM_GEMV_MIN_BYTES || N < 32)
         nt = 1;
     if (nt > (N + 15) / 16)
@@ -1025,22 +1029,29 @@ ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t 
 
     const char *wbase = (const char *)W->data + ((size_t)expert * N + n0) * W->row_bytes;
     int64_t Nr = n1 - n0;
-    int prev = omp_enter(mm->n_threads);
+    /* inside a parallel region (run_jobs, per-head and per-expert loops) the call gets one
+     * thread: the nested region would have one anyway, and oneDNN must know it */
+    int nthr = mm->n_threads;
+#ifdef _OPENMP
+    if (omp_in_parallel())
+        nthr = 1;
+#endif
+    int prev = omp_enter(nthr);
     ds_status rc;
     ds_mm_path path = ds_mm_path_of(mm, W->type, M);
     if (path == DS_MM_GEMV_F32 || path == DS_MM_GEMV_Q8) {
-        rc = mm_gemv(mm, tk, W, wbase, Nr, K, X, M, ldx, Y, ldy, err);
+        rc = mm_gemv(mm, nthr, tk, W, wbase, Nr, K, X, M, ldx, Y, ldy, err);
     } else {
         bool use_bf16 = path == DS_MM_DNNL_BF16;
         dnnl_status_t st;
-        rc = mm_batch(mm, tk, W, wbase, Nr, K, X, M, ldx, Y, ldy, use_bf16, &st, err);
+        rc = mm_batch(mm, nthr, tk, W, wbase, Nr, K, X, M, ldx, Y, ldy, use_bf16, &st, err);
         if (rc != DS_OK && use_bf16 && st == dnnl_unimplemented) {
             atomic_store(&mm->bf16_ok, 0);   /* this oneDNN cannot: compute in f32 from now */
             ds_err_clear(err);
-            rc = mm_batch(mm, tk, W, wbase, Nr, K, X, M, ldx, Y, ldy, false, &st, err);
+            rc = mm_batch(mm, nthr, tk, W, wbase, Nr, K, X, M, ldx, Y, ldy, false, &st, err);
         }
     }
-    omp_leave(prev, mm->n_threads);
+    omp_leave(prev, nthr);
     return rc;
 }
 

@@ -685,6 +685,43 @@ static void test_reference_long(void **state)
     check_against_reference_n(c, true, 700, DS_KV_BF16, 3e-2, 1030);
 }
 
+/* A prefill on two threads (the routed experts as one task per expert, moe_tasks; run_jobs
+ * pieces) gives the logits of the same prefill on one thread (expert by expert) bit for bit:
+ * every product is computed row by row the same way and the expert outputs are combined in
+ * the same order. Chunks of 40 tokens (> 16: expert tasks) and of 3 (job groups). */
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    ds_mm *mm1 = NULL;
+    ds_err err;
+    ds_err_clear(&err);
+    assert_int_equal(ds_mm_create(&mm1, 1, DS_PRECISION_F32, &err), DS_OK);
+    const cfg cs[2] = {cfg_lite(), cfg_v3()};
+    const uint32_t batches[2] = {40, 3};
+    for (int ci = 0; ci < 2; ci++) {
+        synth *s = synth_build(&cs[ci]);
+        const uint32_t n = 90, V = cs[ci].vocab;
+        int32_t tok[90];
+        gen_tokens(tok, n, V, 5);
+        for (int bi = 0; bi < 2; bi++) {
+            float *a = calloc((size_t)n * V, sizeof(float)), *b = calloc((size_t)n * V, sizeof(float));
+            ds2_state_params p = {.n_ctx = n, .kv_type = DS_KV_F32, .n_batch = batches[bi]};
+            ds2_state *s1 = NULL, *s2 = NULL;
+            assert_int_equal(ds2_state_create(&s1, &s->md_split, mm1, &p, &err), DS_OK);
+            assert_int_equal(ds2_state_create(&s2, &s->md_split, g_mm, &p, &err), DS_OK);
+            fwd(s1, tok, n, a, true);
+            fwd(s2, tok, n, b, true);
+            assert_memory_equal(a, b, (size_t)n * V * sizeof(float));
+            ds2_state_free(s1);
+            ds2_state_free(s2);
+            free(a);
+            free(b);
+        }
+        synth_free(s);
+    }
+    ds_mm_free(mm1);
+}
+
 /* prefill N then M single steps == one prefill of N+M == N+M single steps == chunked */
 static void test_prefill_vs_steps(void **state)
 {
@@ -895,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_reference_kv_types),
         cmocka_unit_test(test_reference_long),
         cmocka_unit_test(test_prefill_vs_steps),
+        cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_split_vs_combined),
         cmocka_unit_test(test_context_full),
         cmocka_unit_test(test_cancel),
