@@ -432,78 +432,99 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
     return fifth_bits_add_vnni(nibbles_vnni(p + 8), ds_rd32(p + 4));
 }
 
-/* Two consecutive blocks (at p and p + bb) as one 512-bit vector: lanes 0-7 of a vpdpbusd
- * with the two blocks' activation quants are the first block's 256-bit sums, lanes 8-15 the
- * second's. The nibbles: each block's 16 qs bytes in two 128-bit lanes, shifted by 0 / 4. */
-DS_TARGET_AVX512VNNI DS_INLINE __m512i nibbles2_vnni(const uint8_t *qs0, const uint8_t *qs1)
-{
-    const __m512i v = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0))),
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1)), 1);
-    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
-                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
-    return _mm512_and_si512(_mm512_srlv_epi16(v, sh), _mm512_set1_epi8(0x0F));
-}
-
-DS_TARGET_AVX512VNNI DS_INLINE __m512i fifth_bits2_add_vnni(__m512i v, uint32_t h0, uint32_t h1)
-{
-    return _mm512_mask_add_epi8(v, (__mmask64)((uint64_t)h1 << 32 | h0), v, _mm512_set1_epi8(0x10));
-}
-
-/* NAME##_unpack2_vnni(p, bb, d, c): the two blocks' quants (as above) and their d, c -- the
- * same values as two NAME##_unpack_vnni calls. Block layout: qs at QS, the qh word at QH (< 0:
- * none), C the block's c from its bytes blk and its d. */
-#define LQ_UNPACK2(NAME, QS, QH, C)                                                         \
-    DS_TARGET_AVX512VNNI DS_INLINE __m512i NAME##_unpack2_vnni(const uint8_t *p, size_t bb,  \
-                                                               float d[2], float c[2])       \
-    {                                                                                       \
-        for (int i = 0; i < 2; i++) {                                                       \
-            const uint8_t *blk = p + i * bb;                                                \
-            d[i] = _cvtsh_ss(ds_rd16(blk));                                                 \
-            c[i] = (C);                                                                     \
-        }                                                                                   \
-        const __m512i q = nibbles2_vnni(p + (QS), p + bb + (QS));                           \
-        return (QH) < 0 ? q : fifth_bits2_add_vnni(q, ds_rd32(p + (QH)), ds_rd32(p + bb + (QH))); \
-    }
-LQ_UNPACK2(q4_0, 2, -1, 8.0f * d[i])
-LQ_UNPACK2(q4_1, 4, -1, -_cvtsh_ss(ds_rd16(blk + 2)))
-LQ_UNPACK2(q5_0, 6, 2, 16.0f * d[i])
-LQ_UNPACK2(q5_1, 8, 4, -_cvtsh_ss(ds_rd16(blk + 2)))
-#undef LQ_UNPACK2
+/* Block layouts for LQ_Q8_BODY_W512: qs offset, qh offset (-1: none), c from m (1) or CD * d. */
+#define q4_0_QS 2
+#define q4_0_QH (-1)
+#define q4_0_CMIN 0
+#define q4_0_CD 8.0f
+#define q4_1_QS 4
+#define q4_1_QH (-1)
+#define q4_1_CMIN 1
+#define q4_1_CD 0.0f
+#define q5_0_QS 6
+#define q5_0_QH 2
+#define q5_0_CMIN 0
+#define q5_0_CD 16.0f
+#define q5_1_QS 8
+#define q5_1_QH 4
+#define q5_1_CMIN 1
+#define q5_1_CD 0.0f
 
 /* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time from NS equal parts of
- * the row range, two blocks per 512-bit vector (AVX-512 VNNI): the lanes of acc are
- * LQ_Q8_BODY's two 256-bit accumulators (even blocks in lanes 0-7, odd in 8-15) and see
- * exactly its operations, so the results are identical. UNPACK2: NAME##_unpack2_vnni. */
-#define LQ_Q8_BODY_NS512(UNPACK2, UNPACK, BB, ONE, NS)                                      \
+ * the row range, two blocks per step in 512-bit vectors (AVX-512 VNNI). Each stream's two
+ * blocks (2 BB <= 48 bytes) are ONE masked 64-byte load, and everything comes out of that
+ * register by vpermw: the quants (each block's 16 qs bytes in two 128-bit lanes, shifted by
+ * 0 / 4, the fifth bits added under the two qh words as a 64-bit mask), [d0 x 8, d1 x 8] and
+ * [m0 x 8, m1 x 8] as f16 (one vcvtph2ps each). The step's [xd0 x 8, xd1 x 8] and
+ * [xs0 x 8, xs1 x 8] are shared by the streams. Lanes 0-7 are LQ_Q8_BODY's even-block
+ * accumulator and lanes 8-15 its odd one, and lanes 0 and 8 of corr its two corrections: every
+ * lane sees exactly its operations (products d * xd and c * xs, then the adds), so the
+ * results are identical. The scalar per-block work of a two-load-per-field form made the
+ * kernel load- and issue-bound (BENCHMARKS.md, seventh session). Block layout: qs at QS, the
+ * qh word at QH (< 0: none), the f16 m at 2 when CMIN (c = -m), else c = CD * d. */
+#define LQ_Q8_BODY_W512(UNPACK, BB, QS, QH, CMIN, CD, ONE, NS)                              \
     const int64_t nb = k / QK, q2 = nr / (NS);                                              \
+    _Alignas(64) int16_t ix[4][32];                                                         \
+    for (int j = 0; j < 32; j++) {                                                          \
+        ix[0][j] = (int16_t)((j < 16 ? (QS) / 2 : ((BB) + (QS)) / 2) + j % 8);              \
+        ix[1][j] = (int16_t)(j < 8 ? 0 : j < 16 ? (BB) / 2 : 0);                            \
+        ix[2][j] = (int16_t)(j < 8 ? 1 : j < 16 ? (BB) / 2 + 1 : 0);                        \
+        ix[3][j] = (int16_t)((QH) < 0 || j >= 4 ? 0                                         \
+                             : j < 2 ? (QH) / 2 + j : ((BB) + (QH)) / 2 + j - 2);           \
+    }                                                                                       \
+    const __m512i iqs = _mm512_load_si512((const void *)ix[0]);                             \
+    const __m512i idd = _mm512_load_si512((const void *)ix[1]);                             \
+    const __m512i imm = _mm512_load_si512((const void *)ix[2]);                             \
+    const __m512i iqh = _mm512_load_si512((const void *)ix[3]);                             \
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,  \
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);  \
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);               \
+    const __m512i lo_hi = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); \
+    const __mmask64 lm = ((__mmask64)1 << (2 * (BB))) - 1;                                  \
+    (void)imm;                                                                              \
+    (void)iqh;                                                                              \
+    (void)b16;                                                                              \
     for (int64_t i = 0; i < q2; i++) {                                                      \
         const uint8_t *p[NS];                                                               \
-        __m512 acc[NS];                                                                     \
-        float corr[NS][2];                                                                  \
+        __m512 acc[NS], corr[NS];                                                           \
         _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                            \
             p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
-            acc[s] = _mm512_setzero_ps();                                                   \
-            corr[s][0] = corr[s][1] = 0.0f;                                                 \
+            acc[s] = corr[s] = _mm512_setzero_ps();                                         \
         }                                                                                   \
         int64_t b = 0;                                                                      \
         for (; b + 2 <= nb; b += 2) {                                                       \
-            const float *xd = xa->d + b, *xs = xa->s + b;                                   \
             const __m512i x01 = _mm512_loadu_si512((const void *)(xa->q + b * QK));        \
+            const __m512 xd01 = _mm512_permutexvar_ps(                                      \
+                lo_hi, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(xa->d + b))))); \
+            const __m512 xs01 = _mm512_permutexvar_ps(                                      \
+                lo_hi, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(xa->s + b))))); \
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
                 DS_PREFETCH_BLOCK(ps, 2 * (BB));                                            \
-                float d[2], c[2];                                                           \
-                const __m512i q = UNPACK2(ps, (BB), d, c);                                  \
+                const __m512i v = _mm512_maskz_loadu_epi8(lm, ps);                          \
+                __m512i q = _mm512_and_si512(                                               \
+                    _mm512_srlv_epi16(_mm512_permutexvar_epi16(iqs, v), sh), m4);           \
+                if ((QH) >= 0) {                                                            \
+                    const uint64_t h = (uint64_t)_mm_cvtsi128_si64(                         \
+                        _mm512_castsi512_si128(_mm512_permutexvar_epi16(iqh, v)));          \
+                    q = _mm512_mask_add_epi8(q, (__mmask64)h, q, b16);                      \
+                }                                                                           \
                 const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x01);    \
-                const __m512 sc = _mm512_castpd_ps(_mm512_insertf64x4(                      \
-                    _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(d[0] * xd[0]))), \
-                    _mm256_castps_pd(_mm256_set1_ps(d[1] * xd[1])), 1));                    \
-                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sc, acc[s]);              \
-                corr[s][0] += c[0] * xs[0];                                                 \
-                corr[s][1] += c[1] * xs[1];                                                 \
+                const __m512 dv =                                                           \
+                    _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idd, v))); \
+                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dv, xd01),  \
+                                         acc[s]);                                           \
+                const __m512 cv =                                                           \
+                    (CMIN) ? _mm512_castsi512_ps(_mm512_xor_si512(                          \
+                                 _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256( \
+                                     _mm512_permutexvar_epi16(imm, v)))),                   \
+                                 _mm512_set1_epi32((int)0x80000000u)))                      \
+                           : _mm512_mul_ps(dv, _mm512_set1_ps(CD));                         \
+                corr[s] = _mm512_add_ps(corr[s], _mm512_mul_ps(cv, xs01));                  \
             }                                                                               \
         }                                                                                   \
+        float ctail[NS];                                                                    \
+        _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) ctail[s] = 0.0f;            \
         if (b < nb) {                                                                       \
             const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xa->q + b * QK));       \
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
@@ -512,14 +533,19 @@ LQ_UNPACK2(q5_1, 8, 4, -_cvtsh_ss(ds_rd16(blk + 2)))
                 acc[s] = _mm512_mask3_fmadd_ps(                                             \
                     _mm512_castps256_ps512(_mm256_cvtepi32_ps(dot_vnni(q0, x0))),           \
                     _mm512_set1_ps(d0 * xa->d[b]), acc[s], 0x00FF);                         \
-                corr[s][0] += c0 * xa->s[b];                                                \
+                ctail[s] = c0 * xa->s[b];                                                   \
             }                                                                               \
         }                                                                                   \
-        _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++)                              \
+        _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                            \
+            float c0 = _mm512_cvtss_f32(corr[s]);                                           \
+            const float c1 = _mm_cvtss_f32(_mm512_extractf32x4_ps(corr[s], 2));             \
+            if (b < nb)                                                                     \
+                c0 += ctail[s];                                                             \
             y[s * q2 + i] = ds_hsum8(_mm256_add_ps(_mm512_castps512_ps256(acc[s]),          \
                                                    _mm256_castpd_ps(_mm512_extractf64x4_pd( \
                                                        _mm512_castps_pd(acc[s]), 1)))) -    \
-                            (corr[s][0] + corr[s][1]);                                      \
+                            (c0 + c1);                                                      \
+        }                                                                                   \
     }                                                                                       \
     if (nr > (NS) * q2)                                                                     \
         ONE((const uint8_t *)w + (size_t)((NS) * q2) * rb, rb, nr - (NS) * q2, k, xa,       \
@@ -567,8 +593,8 @@ LQ_UNPACK2(q5_1, 8, 4, -_cvtsh_ss(ds_rd16(blk + 2)))
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { LQ_Q8_BODY_NS512(NAME##_unpack2_vnni, NAME##_unpack_vnni, BB, NAME##_q8_vnni_1,        \
-                       LQ_STREAMS) }                                                        \
+    { LQ_Q8_BODY_W512(NAME##_unpack_vnni, BB, NAME##_QS, NAME##_QH, NAME##_CMIN, NAME##_CD,  \
+                      NAME##_q8_vnni_1, LQ_STREAMS) }                                       \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
         if (ds_cpu_get()->avx512vnni && nx == 1)                                            \
