@@ -291,28 +291,36 @@ DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, 
 
 #if DS_KERNELS_X86
 
-DS_TARGET_AVX512 static inline __m512 silu_mul16(__m512 g, __m512 u)
-{
-    __m512 x = _mm512_sub_ps(_mm512_setzero_ps(), g);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(SILU_XMIN)), _mm512_set1_ps(SILU_XMAX));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(SILU_LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SILU_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SILU_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(SILU_P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SILU_P5));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    const __m512i ni = _mm512_cvtps_epi32(n), n1 = _mm512_srai_epi32(ni, 1);
-    const __m512i b = _mm512_set1_epi32(127);
-    __m512i e1 = _mm512_slli_epi32(_mm512_add_epi32(n1, b), 23);
-    __m512i e2 = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, n1), b), 23);
-    __m512 ex = _mm512_mul_ps(_mm512_mul_ps(p, _mm512_castsi512_ps(e1)), _mm512_castsi512_ps(e2));
-    return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), ex)), u);
-}
+/* NAME(g, u) = silu(g) * u for one vector: V/VI the float/int vector types, P the intrinsics'
+ * prefix (_mm512, _mm256), ROUND its round-to-nearest, CAST its int-to-float bit cast. */
+#define SILU_VEC(NAME, TARGET, V, VI, P, ROUND, CAST)                                       \
+    TARGET static inline V NAME(V g, V u)                                                   \
+    {                                                                                       \
+        V x = P##_sub_ps(P##_setzero_ps(), g);                                              \
+        x = P##_min_ps(P##_max_ps(x, P##_set1_ps(SILU_XMIN)), P##_set1_ps(SILU_XMAX));      \
+        V n = ROUND(P##_mul_ps(x, P##_set1_ps(SILU_LOG2E)),                                 \
+                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);                         \
+        V r = P##_fnmadd_ps(n, P##_set1_ps(SILU_LN2_HI), x);                                \
+        r = P##_fnmadd_ps(n, P##_set1_ps(SILU_LN2_LO), r);                                  \
+        V p = P##_set1_ps(SILU_P0);                                                         \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(SILU_P1));                                       \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(SILU_P2));                                       \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(SILU_P3));                                       \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(SILU_P4));                                       \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(SILU_P5));                                       \
+        p = P##_fmadd_ps(p, P##_mul_ps(r, r), P##_add_ps(r, P##_set1_ps(1.0f)));            \
+        const VI ni = P##_cvtps_epi32(n), n1 = P##_srai_epi32(ni, 1);                       \
+        const VI b = P##_set1_epi32(127);                                                   \
+        const VI e1 = P##_slli_epi32(P##_add_epi32(n1, b), 23);                             \
+        const VI e2 = P##_slli_epi32(P##_add_epi32(P##_sub_epi32(ni, n1), b), 23);          \
+        const V ex = P##_mul_ps(P##_mul_ps(p, CAST(e1)), CAST(e2));                         \
+        return P##_mul_ps(P##_div_ps(g, P##_add_ps(P##_set1_ps(1.0f), ex)), u);             \
+    }
+SILU_VEC(silu_mul16, DS_TARGET_AVX512, __m512, __m512i, _mm512, _mm512_roundscale_ps,
+         _mm512_castsi512_ps)
+SILU_VEC(silu_mul8, DS_TARGET_AVX2, __m256, __m256i, _mm256, _mm256_round_ps,
+         _mm256_castsi256_ps)
+#undef SILU_VEC
 
 DS_TARGET_AVX512 static void silu_mul_avx512(float *out, const float *gate, const float *up,
                                              int64_t n)
@@ -325,29 +333,6 @@ DS_TARGET_AVX512 static void silu_mul_avx512(float *out, const float *gate, cons
         _mm512_mask_storeu_ps(out + i, m, silu_mul16(_mm512_maskz_loadu_ps(m, gate + i),
                                                      _mm512_maskz_loadu_ps(m, up + i)));
     }
-}
-
-DS_TARGET_AVX2 static inline __m256 silu_mul8(__m256 g, __m256 u)
-{
-    __m256 x = _mm256_sub_ps(_mm256_setzero_ps(), g);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(SILU_XMIN)), _mm256_set1_ps(SILU_XMAX));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(SILU_LOG2E)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SILU_LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SILU_LN2_LO), r);
-    __m256 p = _mm256_set1_ps(SILU_P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SILU_P5));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
-    const __m256i b = _mm256_set1_epi32(127);
-    __m256i e1 = _mm256_slli_epi32(_mm256_add_epi32(n1, b), 23);
-    __m256i e2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, n1), b), 23);
-    __m256 ex = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e1)), _mm256_castsi256_ps(e2));
-    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), ex)), u);
 }
 
 DS_TARGET_AVX2 static void silu_mul_avx2(float *out, const float *gate, const float *up,
