@@ -494,10 +494,13 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
         int64_t b = 0;                                                                      \
         for (; b + 2 <= nb; b += 2) {                                                       \
             const __m512i x01 = _mm512_loadu_si512((const void *)(xa->q + b * QK));        \
+            /* [xd0 x 8, xd1 x 8] and [xs0 x 8, xs1 x 8] (8-byte loads: unaligned allowed) */ \
             const __m512 xd01 = _mm512_permutexvar_ps(                                      \
-                lo_hi, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(xa->d + b))))); \
+                lo_hi, _mm512_castps128_ps512(                                              \
+                           _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xa->d + b))))); \
             const __m512 xs01 = _mm512_permutexvar_ps(                                      \
-                lo_hi, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(xa->s + b))))); \
+                lo_hi, _mm512_castps128_ps512(                                              \
+                           _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xa->s + b))))); \
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
                 DS_PREFETCH_BLOCK(ps, 2 * (BB));                                            \
