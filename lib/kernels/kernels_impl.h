@@ -160,6 +160,10 @@ bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int n
  * ds_pack_f32_bf16_16rows. */
 bool ds_pack_q4_k_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
                               int64_t K, uint16_t *dst, int sub, const void *next);
+/* The same for Q4_0, Q4_1, Q5_0 and Q5_1 rows (q_legacy.c; other types: false): identical
+ * to the type's f32 dequantization -> ds_pack_f32_bf16_16rows. */
+bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t row_bytes,
+                                int nrows, int64_t K, uint16_t *dst, int sub, const void *next);
 
 /* ---- R16: 16 rows interleaved (repack.c) ----------------------------------------------- */
 

@@ -558,7 +558,61 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
  * of the row range (memory streams; the activation blocks loaded once for all). */
 #define LQ_STREAMS 4
 
+/* Rows of a legacy type straight into oneDNN's blocked bf16 layout (the prefill tiles; mm.c):
+ * slice kb of a row is block kb, whose 32 values are fmsub(q, d, c) as the f32 dequantization
+ * computes them, rounded to bf16 as ds_pack_f32_bf16_16rows does. A block's quants take at most
+ * 32 values, so they are computed that way once (a 32-entry bf16 table in one register) and
+ * looked up by the quants (vpermw): the same bits, without the f32 scratch. */
+DS_TARGET_AVX512BF16 static void pack16_lq_avx512bf16(lq_unpack_avx2_fn unpack, size_t bb,
+                                                      const uint8_t *w, size_t row_bytes,
+                                                      int nrows, int64_t K, uint16_t *dst,
+                                                      int sub, const uint8_t *next)
+{
+    const __m512 iota_lo = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 iota_hi = _mm512_add_ps(iota_lo, _mm512_set1_ps(16.0f));
+    for (int64_t kb = 0; kb < K / QK; kb++) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) {
+            if (i >= nrows) {
+                r[i] = _mm512_setzero_si512();
+                continue;
+            }
+            const uint8_t *blk = w + (size_t)i * row_bytes + (size_t)kb * bb;
+            if (next && (kb & 1) == 0)
+                __builtin_prefetch(next + (size_t)i * row_bytes + (size_t)kb * bb, 0, 3);
+            float d, c;
+            const __m256i q = unpack(blk, &d, &c);
+            const __m512 vd = _mm512_set1_ps(d), vc = _mm512_set1_ps(c);
+            const __m512i tab = (__m512i)_mm512_cvtne2ps_pbh(_mm512_fmsub_ps(iota_hi, vd, vc),
+                                                             _mm512_fmsub_ps(iota_lo, vd, vc));
+            r[i] = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(q), tab);
+        }
+        ds_pairs_transpose16_store(r, (uint32_t *)(dst + kb * 2048) + sub * 16);
+    }
+}
 #endif /* DS_KERNELS_X86 */
+
+bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t row_bytes,
+                                int nrows, int64_t K, uint16_t *dst, int sub, const void *next)
+{
+#if DS_KERNELS_X86
+    if (isa >= DS_ISA_AVX512 && ds_cpu_get()->avx512bf16 && K % QK == 0) {
+        lq_unpack_avx2_fn u = type == DS_GGML_Q4_0   ? q4_0_unpack_avx2
+                              : type == DS_GGML_Q4_1 ? q4_1_unpack_avx2
+                              : type == DS_GGML_Q5_0 ? q5_0_unpack_avx2
+                              : type == DS_GGML_Q5_1 ? q5_1_unpack_avx2
+                                                     : NULL;
+        size_t bb = type == DS_GGML_Q4_0 ? 18 : type == DS_GGML_Q4_1 ? 20 : type == DS_GGML_Q5_0 ? 22 : 24;
+        if (u) {
+            pack16_lq_avx512bf16(u, bb, w, row_bytes, nrows, K, dst, sub, next);
+            return true;
+        }
+    }
+#endif
+    (void)isa, (void)type, (void)w, (void)row_bytes, (void)nrows, (void)K, (void)dst, (void)sub,
+        (void)next;
+    return false;
+}
 
 /* ---- instantiation ------------------------------------------------------------------------ */
 

@@ -401,6 +401,18 @@ static void check_fused_pack(uint32_t type, const char *name, fused_pack_fn fn, 
     free(got);
 }
 
+#define LEGACY_PACK(NAME, TYPE)                                                              \
+    static bool pack_##NAME(ds_isa isa, const void *w, size_t rb, int nrows, int64_t K,      \
+                            uint16_t *dst, int sub, const void *next)                        \
+    {                                                                                        \
+        return ds_pack_legacy_bf16_16rows(isa, TYPE, w, rb, nrows, K, dst, sub, next);       \
+    }
+LEGACY_PACK(q4_0, DS_GGML_Q4_0)
+LEGACY_PACK(q4_1, DS_GGML_Q4_1)
+LEGACY_PACK(q5_0, DS_GGML_Q5_0)
+LEGACY_PACK(q5_1, DS_GGML_Q5_1)
+#undef LEGACY_PACK
+
 static void test_pack_fused(void **state)
 {
     (void)state;
@@ -409,6 +421,17 @@ static void test_pack_fused(void **state)
     /* two super-blocks a row: 768 random scale/min bytes */
     check_fused_pack(DS_GGML_Q4_K, "Q4_K", ds_pack_q4_k_bf16_16rows, 512, 144, 256, q4_k_d, 2,
                      4242);
+    /* the legacy types: d (and m) random f16, every quant value, 3 blocks a row */
+    static const int lq_d[] = {0}, lq_dm[] = {0, 2};
+    check_fused_pack(DS_GGML_Q4_0, "Q4_0", pack_q4_0, 96, 18, 32, lq_d, 1, 11);
+    check_fused_pack(DS_GGML_Q4_1, "Q4_1", pack_q4_1, 96, 20, 32, lq_dm, 2, 12);
+    check_fused_pack(DS_GGML_Q5_0, "Q5_0", pack_q5_0, 96, 22, 32, lq_d, 1, 13);
+    check_fused_pack(DS_GGML_Q5_1, "Q5_1", pack_q5_1, 96, 24, 32, lq_dm, 2, 14);
+    /* and not for other types */
+    uint16_t dst[64 * 32];
+    uint8_t w[34 * 16] = {0};
+    assert_false(ds_pack_legacy_bf16_16rows(ds_isa_best(), DS_GGML_Q8_0, w, 34, 16, 32, dst, 0,
+                                            NULL));
 }
 
 static void test_cpu(void **state)
