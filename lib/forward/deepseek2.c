@@ -1330,6 +1330,40 @@ static ds_status swiglu(ds2_state *st, const ds_weight *g, const ds_weight *u,
     return DS_OK;
 }
 
+/* The routed experts of a chunk, one after the other: one batched SwiGLU per selected expert
+ * over its tokens (each product on all the threads), its output added to the tokens' rows in
+ * expert order. Writes the routed part of the block output to st->tmp. */
+static ds_status moe_serial(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
+{
+    const ds2_layer *ly = &st->md->w.layers[l];
+    const uint32_t d = st->d, E = st->E;
+    memset(st->tmp, 0, (size_t)T * d * sizeof(float));
+    for (uint32_t e = 0; e < E; e++) {
+        const uint32_t a = st->off[e], b = st->off[e + 1], cnt = b - a;
+        if (cnt == 0)
+            continue;
+        bool contiguous = true;
+        for (uint32_t j = 0; j < cnt; j++)
+            if (st->gtok[a + j] != (int32_t)j) {
+                contiguous = false;
+                break;
+            }
+        const float *X = st->h;
+        if (!contiguous) {
+            for (uint32_t j = 0; j < cnt; j++)
+                memcpy(st->xg + (size_t)j * d, st->h + (size_t)st->gtok[a + j] * d,
+                       (size_t)d * sizeof(float));
+            X = st->xg;
+        }
+        TRY(swiglu(st, &ly->ffn_gate_exps, &ly->ffn_up_exps, &ly->ffn_down_exps, e, st->n_exp_ff,
+                   X, cnt, st->dg, err));
+        for (uint32_t j = 0; j < cnt; j++)
+            ds_axpy_f32(st->tmp + (size_t)st->gtok[a + j] * d, st->gw[a + j],
+                        st->dg + (size_t)j * d, d);
+    }
+    return DS_OK;
+}
+
 /* Router logits in f32: rl[t][e] = dot(dequant(gate_inp row e), h[t]). */
 static ds_status router_logits(ds2_state *st, const ds_weight *gw, uint32_t T, ds_err *err)
 {
@@ -1399,37 +1433,9 @@ static ds_status ffn(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
         return DS_OK;
     }
 
-    /* routed experts: one batched SwiGLU per selected expert over its tokens */
-    if (st->xa) {
-        TRY(moe_tasks(st, l, T, err));
-        goto shared;
-    }
-    memset(st->tmp, 0, (size_t)T * d * sizeof(float));
-    for (uint32_t e = 0; e < E; e++) {
-        const uint32_t a = st->off[e], b = st->off[e + 1], cnt = b - a;
-        if (cnt == 0)
-            continue;
-        bool contiguous = true;
-        for (uint32_t j = 0; j < cnt; j++)
-            if (st->gtok[a + j] != (int32_t)j) {
-                contiguous = false;
-                break;
-            }
-        const float *X = st->h;
-        if (!contiguous) {
-            for (uint32_t j = 0; j < cnt; j++)
-                memcpy(st->xg + (size_t)j * d, st->h + (size_t)st->gtok[a + j] * d,
-                       (size_t)d * sizeof(float));
-            X = st->xg;
-        }
-        TRY(swiglu(st, &ly->ffn_gate_exps, &ly->ffn_up_exps, &ly->ffn_down_exps, e, st->n_exp_ff,
-                   X, cnt, st->dg, err));
-        for (uint32_t j = 0; j < cnt; j++)
-            ds_axpy_f32(st->tmp + (size_t)st->gtok[a + j] * d, st->gw[a + j],
-                        st->dg + (size_t)j * d, d);
-    }
+    /* routed experts */
+    TRY(st->xa ? moe_tasks(st, l, T, err) : moe_serial(st, l, T, err));
 
-shared:
     /* shared expert (no gate) */
     if (ls->sh_width) {
         TRY(swiglu(st, &ly->ffn_gate_shexp, &ly->ffn_up_shexp, &ly->ffn_down_shexp, 0,

@@ -112,6 +112,12 @@ ds_qact ds_qact_rows(const ds_qact *a, int64_t k, int m0);
         int64_t ldy
 typedef void (*ds_gemv_f32_fn)(DS_GEMV_F32_PARAMS);
 typedef void (*ds_gemv_q8_fn)(DS_GEMV_Q8_PARAMS);
+/* nrows (<= 16; the rest zero) rows of K elements, row_bytes apart, straight into columns
+ * sub*16 .. sub*16+15 of a 64-column block of oneDNN's bf16 layout BA16a64b2a (pack_bf16.c),
+ * bit-identical to the type's f32 dequantization -> ds_pack_f32_bf16_16rows; next (or NULL):
+ * the following 16 rows, prefetched. False (nothing done) where the ISA cannot. */
+typedef bool (*ds_pack16_fn)(ds_isa isa, const void *w, size_t row_bytes, int nrows, int64_t K,
+                             uint16_t *dst, int sub, const void *next);
 
 /*
  * The table of weight types the kernels handle: one entry per ggml type, with one function per
@@ -129,6 +135,7 @@ typedef struct ds_type_kernels {
     ds_act_kind act;                       /* activation format of gemv_q8 */
     uint8_t gemv_max_m;                    /* batches up to this many rows use the GEMV
                                               (0: mm.c's default for tiled weights) */
+    ds_pack16_fn pack16;                   /* prefill tiles without the f32 scratch, or NULL */
 } ds_type_kernels;
 
 /* NULL for a type without kernels. */
@@ -151,19 +158,12 @@ void ds_f32_to_bf16_row(ds_isa isa, const float *src, uint16_t *dst, int64_t n);
  * the 64-column block of oneDNN's BA16a64b2a layout starting at dst (pack_bf16.c). */
 void ds_pack_f32_bf16_16rows(ds_isa isa, const float *src, int64_t ld, int64_t Kp,
                              uint16_t *dst, int sub);
-/* The same for nrows (<= 16; the rest zero) Q8_0 rows of K elements, row_bytes apart, with
- * no f32 scratch; next (or NULL): the following 16 rows, prefetched. Identical to
- * ds_q8_0 -> f32 -> ds_pack_f32_bf16_16rows. False (nothing done) without AVX512-BF16. */
+/* ds_type_kernels.pack16 of Q8_0 (pack_bf16.c) and Q4_K (q_k.c, K % 256 == 0); the legacy
+ * types' are in q_legacy.c. False without AVX512-BF16. */
 bool ds_pack_q8_0_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
                               int64_t K, uint16_t *dst, int sub, const void *next);
-/* The same for Q4_K rows (K % 256 == 0; q_k.c): identical to ds_q4_k -> f32 ->
- * ds_pack_f32_bf16_16rows. */
 bool ds_pack_q4_k_bf16_16rows(ds_isa isa, const void *w, size_t row_bytes, int nrows,
                               int64_t K, uint16_t *dst, int sub, const void *next);
-/* The same for Q4_0, Q4_1, Q5_0 and Q5_1 rows (q_legacy.c; other types: false): identical
- * to the type's f32 dequantization -> ds_pack_f32_bf16_16rows. */
-bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t row_bytes,
-                                int nrows, int64_t K, uint16_t *dst, int sub, const void *next);
 
 /* ---- R16: 16 rows interleaved (repack.c) ----------------------------------------------- */
 

@@ -616,7 +616,7 @@ static void dequant_tile(ds_isa isa, const ds_type_kernels *tk, bool to_bf16, co
 
 /* Rows [0, rows) of a K x rows weight tile (K % 32 == 0, block_elems dividing
  * PACK_CHUNK_MAX) -> bf16 in BA16a64b2a at out (rows padded with zeros to a multiple of 64).
- * Q8_0, Q4_K and Q4_0..Q5_1 go straight from their blocks (ds_pack_*_bf16_16rows). Others: each group of
+ * Types with a ds_type_kernels.pack16 (Q8_0, Q4_K, Q4_0..Q5_1) go straight from their blocks. Others: each group of
  * 16 rows is done in K-chunks of C elements (whole blocks and whole 32-k slices, C <=
  * PACK_CHUNK_MAX, so that the f32 scratch of 16 x C stays in L1): dequantized into the
  * thread's scratch (scr: 16 x PACK_CHUNK_MAX floats per thread), then rounded and packed
@@ -644,17 +644,11 @@ static void dequant_tile_packed(ds_isa isa, const ds_type_kernels *tk, const cha
         /* R16 weights: the chunk's blocks of the 16 rows restored after the f32 scratch */
         char *ur = (char *)(sc + 16 * PACK_CHUNK_MAX);
         uint16_t *dst = (uint16_t *)out + (size_t)(s / 4) * (size_t)K * 64;
-        if (!r16) { /* types with a direct packer (no f32 scratch) */
+        if (tk->pack16 && !r16) { /* the type's direct packer (no f32 scratch) */
             const int64_t r0 = s * 16, nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16);
             const char *wr = w + (size_t)(nr ? r0 : 0) * row_bytes;
             const char *nx = r0 + 32 <= rows ? wr + 16 * row_bytes : NULL;
-            const int sb = (int)(s % 4);
-            if (tk->type == DS_GGML_Q8_0
-                    ? ds_pack_q8_0_bf16_16rows(isa, wr, row_bytes, (int)nr, K, dst, sb, nx)
-                : tk->type == DS_GGML_Q4_K
-                    ? ds_pack_q4_k_bf16_16rows(isa, wr, row_bytes, (int)nr, K, dst, sb, nx)
-                    : ds_pack_legacy_bf16_16rows(isa, tk->type, wr, row_bytes, (int)nr, K, dst,
-                                                 sb, nx))
+            if (tk->pack16(isa, wr, row_bytes, (int)nr, K, dst, (int)(s % 4), nx))
                 continue;
         }
         for (int64_t c = 0; c < K; c += C) {

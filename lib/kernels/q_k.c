@@ -960,7 +960,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4
         {NAME##_to_bf16_scalar, NULL, NAME##_to_bf16_avx512},                               \
         {NAME##_gemv_f32_scalar, NAME##_gemv_f32_avx2, NAME##_gemv_f32_avx512},             \
         {NAME##_gemv_q8_scalar, NAME##_q8_avx2, NAME##_gemv_q8_avx512},                     \
-        DS_ACT_Q8_K, KQ_GEMV_MAX_M};
+        DS_ACT_Q8_K, KQ_GEMV_MAX_M, NAME##_PACK16};
 #else
 #define KQ_X86(NAME, BB)
 #define KQ_ENTRY(TYPE, NAME, BB)                                                            \
@@ -970,7 +970,7 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4
         {NAME##_to_bf16_scalar, NULL, NULL},                                                \
         {NAME##_gemv_f32_scalar, NULL, NULL},                                               \
         {NAME##_gemv_q8_scalar, NULL, NULL},                                                \
-        DS_ACT_Q8_K, KQ_GEMV_MAX_M};
+        DS_ACT_Q8_K, KQ_GEMV_MAX_M, NAME##_PACK16};
 #endif
 
 #define KQ_TYPE(TYPE, NAME, BB)                                                             \
@@ -984,6 +984,13 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4
     { kq_gemv_q8_scalar_t(NAME##_unpack_scalar, BB, w, rb, nr, k, xa, nx, y, ldy); }        \
     KQ_X86(NAME, BB)                                                                        \
     KQ_ENTRY(TYPE, NAME, BB)
+
+/* ds_type_kernels.pack16 per K-quant (only Q4_K has a direct packer) */
+#define q2k_PACK16 NULL
+#define q3k_PACK16 NULL
+#define q4k_PACK16 ds_pack_q4_k_bf16_16rows
+#define q5k_PACK16 NULL
+#define q6k_PACK16 NULL
 
 KQ_TYPE(DS_GGML_Q2_K, q2k, Q2K_BYTES)
 KQ_TYPE(DS_GGML_Q3_K, q3k, Q3K_BYTES)

@@ -592,28 +592,6 @@ DS_TARGET_AVX512BF16 static void pack16_lq_avx512bf16(lq_unpack_avx2_fn unpack, 
 }
 #endif /* DS_KERNELS_X86 */
 
-bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t row_bytes,
-                                int nrows, int64_t K, uint16_t *dst, int sub, const void *next)
-{
-#if DS_KERNELS_X86
-    if (isa >= DS_ISA_AVX512 && ds_cpu_get()->avx512bf16 && K % QK == 0) {
-        lq_unpack_avx2_fn u = type == DS_GGML_Q4_0   ? q4_0_unpack_avx2
-                              : type == DS_GGML_Q4_1 ? q4_1_unpack_avx2
-                              : type == DS_GGML_Q5_0 ? q5_0_unpack_avx2
-                              : type == DS_GGML_Q5_1 ? q5_1_unpack_avx2
-                                                     : NULL;
-        size_t bb = type == DS_GGML_Q4_0 ? 18 : type == DS_GGML_Q4_1 ? 20 : type == DS_GGML_Q5_0 ? 22 : 24;
-        if (u) {
-            pack16_lq_avx512bf16(u, bb, w, row_bytes, nrows, K, dst, sub, next);
-            return true;
-        }
-    }
-#endif
-    (void)isa, (void)type, (void)w, (void)row_bytes, (void)nrows, (void)K, (void)dst, (void)sub,
-        (void)next;
-    return false;
-}
-
 /* ---- instantiation ------------------------------------------------------------------------ */
 
 #if DS_KERNELS_X86
@@ -660,6 +638,14 @@ bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t
             NAME##_q8_vnni(w, rb, nr, k, xa, nx, y, ldy);                                   \
         else                                                                                \
             NAME##_q8_avx2(w, rb, nr, k, xa, nx, y, ldy);                                   \
+    }                                                                                       \
+    static bool NAME##_pack16(ds_isa isa, const void *w, size_t row_bytes, int nrows,       \
+                              int64_t K, uint16_t *dst, int sub, const void *next)          \
+    {                                                                                       \
+        if (isa < DS_ISA_AVX512 || !ds_cpu_get()->avx512bf16 || K % QK)                     \
+            return false;                                                                   \
+        pack16_lq_avx512bf16(NAME##_unpack_avx2, BB, w, row_bytes, nrows, K, dst, sub, next); \
+        return true;                                                                        \
     }
 #define LQ_ENTRY(TYPE, NAME, BB)                                                            \
     const ds_type_kernels ds_kernels_##NAME = {                                             \
@@ -668,7 +654,7 @@ bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t
         {NAME##_to_bf16_scalar, NULL, NAME##_to_bf16_avx512},                               \
         {NAME##_gemv_f32_scalar, NAME##_gemv_f32_avx2, NAME##_gemv_f32_avx512},             \
         {NAME##_gemv_q8_scalar, NAME##_q8_avx2, NAME##_gemv_q8_avx512},                     \
-        DS_ACT_Q8_1, LQ_GEMV_MAX_M};
+        DS_ACT_Q8_1, LQ_GEMV_MAX_M, NAME##_pack16};
 #else
 #define LQ_X86(NAME, BB)
 #define LQ_ENTRY(TYPE, NAME, BB)                                                            \
@@ -678,7 +664,7 @@ bool ds_pack_legacy_bf16_16rows(ds_isa isa, uint32_t type, const void *w, size_t
         {NAME##_to_bf16_scalar, NULL, NULL},                                                \
         {NAME##_gemv_f32_scalar, NULL, NULL},                                               \
         {NAME##_gemv_q8_scalar, NULL, NULL},                                                \
-        DS_ACT_Q8_1, LQ_GEMV_MAX_M};
+        DS_ACT_Q8_1, LQ_GEMV_MAX_M, NULL};
 #endif
 
 #define LQ_TYPE(TYPE, NAME, BB)                                                             \

@@ -361,10 +361,7 @@ static void test_pack_bf16(void **state)
  * valid rows. The weights: 32 rows (the last 16 are the prefetch pointer's) of K elements,
  * rb bytes each, random bytes with every f16 scale (at the `nscale` offsets `scale_at` of each
  * block of `bb` bytes) made finite, of all signs and sizes. */
-typedef bool (*fused_pack_fn)(ds_isa isa, const void *w, size_t row_bytes, int nrows, int64_t K,
-                              uint16_t *dst, int sub, const void *next);
-
-static void check_fused_pack(uint32_t type, const char *name, fused_pack_fn fn, int64_t K,
+static void check_fused_pack(uint32_t type, const char *name, ds_pack16_fn fn, int64_t K,
                              size_t bb, int64_t be, const int *scale_at, int nscale, uint64_t seed)
 {
     const size_t rb = (size_t)(K / be) * bb;
@@ -401,37 +398,34 @@ static void check_fused_pack(uint32_t type, const char *name, fused_pack_fn fn, 
     free(got);
 }
 
-#define LEGACY_PACK(NAME, TYPE)                                                              \
-    static bool pack_##NAME(ds_isa isa, const void *w, size_t rb, int nrows, int64_t K,      \
-                            uint16_t *dst, int sub, const void *next)                        \
-    {                                                                                        \
-        return ds_pack_legacy_bf16_16rows(isa, TYPE, w, rb, nrows, K, dst, sub, next);       \
-    }
-LEGACY_PACK(q4_0, DS_GGML_Q4_0)
-LEGACY_PACK(q4_1, DS_GGML_Q4_1)
-LEGACY_PACK(q5_0, DS_GGML_Q5_0)
-LEGACY_PACK(q5_1, DS_GGML_Q5_1)
-#undef LEGACY_PACK
+/* The type table's direct packer of `type` (mm.c uses it for the prefill tiles). */
+static ds_pack16_fn pack16_of(uint32_t type)
+{
+    const ds_type_kernels *tk = ds_type_kernels_get(type);
+    assert_non_null(tk);
+    assert_non_null(tk->pack16);
+    return tk->pack16;
+}
 
 static void test_pack_fused(void **state)
 {
     (void)state;
     static const int q8_0_d[] = {0}, q4_k_d[] = {0, 2};   /* d; d and dmin */
-    check_fused_pack(DS_GGML_Q8_0, "Q8_0", ds_pack_q8_0_bf16_16rows, 96, 34, 32, q8_0_d, 1, 777);
+    check_fused_pack(DS_GGML_Q8_0, "Q8_0", pack16_of(DS_GGML_Q8_0), 96, 34, 32, q8_0_d, 1, 777);
     /* two super-blocks a row: 768 random scale/min bytes */
-    check_fused_pack(DS_GGML_Q4_K, "Q4_K", ds_pack_q4_k_bf16_16rows, 512, 144, 256, q4_k_d, 2,
+    check_fused_pack(DS_GGML_Q4_K, "Q4_K", pack16_of(DS_GGML_Q4_K), 512, 144, 256, q4_k_d, 2,
                      4242);
     /* the legacy types: d (and m) random f16, every quant value, 3 blocks a row */
     static const int lq_d[] = {0}, lq_dm[] = {0, 2};
-    check_fused_pack(DS_GGML_Q4_0, "Q4_0", pack_q4_0, 96, 18, 32, lq_d, 1, 11);
-    check_fused_pack(DS_GGML_Q4_1, "Q4_1", pack_q4_1, 96, 20, 32, lq_dm, 2, 12);
-    check_fused_pack(DS_GGML_Q5_0, "Q5_0", pack_q5_0, 96, 22, 32, lq_d, 1, 13);
-    check_fused_pack(DS_GGML_Q5_1, "Q5_1", pack_q5_1, 96, 24, 32, lq_dm, 2, 14);
-    /* and not for other types */
+    check_fused_pack(DS_GGML_Q4_0, "Q4_0", pack16_of(DS_GGML_Q4_0), 96, 18, 32, lq_d, 1, 11);
+    check_fused_pack(DS_GGML_Q4_1, "Q4_1", pack16_of(DS_GGML_Q4_1), 96, 20, 32, lq_dm, 2, 12);
+    check_fused_pack(DS_GGML_Q5_0, "Q5_0", pack16_of(DS_GGML_Q5_0), 96, 22, 32, lq_d, 1, 13);
+    check_fused_pack(DS_GGML_Q5_1, "Q5_1", pack16_of(DS_GGML_Q5_1), 96, 24, 32, lq_dm, 2, 14);
+    /* a level without AVX512-BF16 does nothing and says so (mm.c then goes through f32) */
     uint16_t dst[64 * 32];
     uint8_t w[34 * 16] = {0};
-    assert_false(ds_pack_legacy_bf16_16rows(ds_isa_best(), DS_GGML_Q8_0, w, 34, 16, 32, dst, 0,
-                                            NULL));
+    assert_false(pack16_of(DS_GGML_Q5_0)(DS_ISA_AVX2, w, 22, 16, 32, dst, 0, NULL));
+    assert_false(pack16_of(DS_GGML_Q8_0)(DS_ISA_SCALAR, w, 34, 16, 32, dst, 0, NULL));
 }
 
 static void test_cpu(void **state)
