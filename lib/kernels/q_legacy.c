@@ -265,13 +265,16 @@ DS_TARGET_AVX2 DS_INLINE void lq_gemv_f32_avx2_t(lq_unpack_avx2_fn unpack, size_
     }
 }
 
-DS_TARGET_AVX2 DS_INLINE __m256i dot_avx2(__m256i q, __m256i x)
+DS_TARGET_AVX2 DS_INLINE __m256i dot_avx2(__m256i q, __m256i x, int ioff)
 {
+    (void)ioff; /* always 0: the AVX2 level keeps the f32 correction */
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
 }
 
-/* The Q8_1 GEMV template, two blocks per step (AVX2 and VNNI differ only in DOT). */
-#define LQ_Q8_BODY(UNPACK, BB, DOT)                                                         \
+/* The Q8_1 GEMV template, two blocks per step (AVX2 and VNNI differ only in DOT). IOFF > 0
+ * (the VNNI level of Q4_0 / Q5_0, whose offset c is IOFF * d): the block's -IOFF * sum(x) is
+ * folded into the int32 dot product (DOT's third argument) instead of the f32 correction c * s. */
+#define LQ_Q8_BODY(UNPACK, BB, DOT, IOFF)                                                   \
     const int64_t nb = k / QK;                                                              \
     for (int64_t r = 0; r < nr; r++) {                                                      \
         const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
@@ -289,14 +292,16 @@ DS_TARGET_AVX2 DS_INLINE __m256i dot_avx2(__m256i q, __m256i x)
             _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
                 const int8_t *xq = xa->q + m * k + b * QK;                                  \
                 const float *xd = xa->d + m * nb + b, *xs = xa->s + m * nb + b;             \
-                __m256i s0 = DOT(q0, _mm256_loadu_si256((const __m256i *)xq));              \
-                __m256i s1 = DOT(q1, _mm256_loadu_si256((const __m256i *)(xq + QK)));       \
+                __m256i s0 = DOT(q0, _mm256_loadu_si256((const __m256i *)xq), IOFF);        \
+                __m256i s1 = DOT(q1, _mm256_loadu_si256((const __m256i *)(xq + QK)), IOFF); \
                 acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),                         \
                                             _mm256_set1_ps(d0 * xd[0]), acc[m][0]);         \
                 acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1),                         \
                                             _mm256_set1_ps(d1 * xd[1]), acc[m][1]);         \
-                corr[m][0] += c0 * xs[0];                                                   \
-                corr[m][1] += c1 * xs[1];                                                   \
+                if (!(IOFF)) {                                                              \
+                    corr[m][0] += c0 * xs[0];                                               \
+                    corr[m][1] += c1 * xs[1];                                               \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
         if (b < nb) {                                                                       \
@@ -304,11 +309,12 @@ DS_TARGET_AVX2 DS_INLINE __m256i dot_avx2(__m256i q, __m256i x)
             __m256i q0 = UNPACK(p, &d0, &c0);                                               \
             _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
                 const int8_t *xq = xa->q + m * k + b * QK;                                  \
-                __m256i s0 = DOT(q0, _mm256_loadu_si256((const __m256i *)xq));              \
+                __m256i s0 = DOT(q0, _mm256_loadu_si256((const __m256i *)xq), IOFF);        \
                 acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),                         \
                                             _mm256_set1_ps(d0 * xa->d[m * nb + b]),         \
                                             acc[m][0]);                                     \
-                corr[m][0] += c0 * xa->s[m * nb + b];                                       \
+                if (!(IOFF))                                                                \
+                    corr[m][0] += c0 * xa->s[m * nb + b];                                   \
             }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
@@ -384,9 +390,15 @@ DS_TARGET_AVX512 DS_INLINE void lq_gemv_f32_avx512_t(lq_unpack_avx2_fn unpack, s
     }
 }
 
-DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x)
+/* Per 4-byte lane: sum(q * x) - ioff * sum(x), exact in int32 (|.| <= 4 * 31 * 127 + 16 * 508). */
+DS_TARGET_AVX512VNNI DS_INLINE __m256i dot_vnni(__m256i q, __m256i x, int ioff)
 {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x);
+    const __m256i z = _mm256_setzero_si256();
+    const __m256i c = ioff ? _mm256_sub_epi32(z, _mm256_mullo_epi32(
+                                                     _mm256_dpbusd_epi32(z, _mm256_set1_epi8(1), x),
+                                                     _mm256_set1_epi32(ioff)))
+                           : z;
+    return _mm256_dpbusd_epi32(c, q, x);
 }
 
 /* The VNNI level's unpacking: the same bytes as the AVX2 unpack with AVX512-VL/BW
@@ -432,23 +444,24 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
     return fifth_bits_add_vnni(nibbles_vnni(p + 8), ds_rd32(p + 4));
 }
 
-/* Block layouts for LQ_Q8_BODY_W512: qs offset, qh offset (-1: none), c from m (1) or CD * d. */
+/* Block layouts for LQ_Q8_BODY_W512: qs offset, qh offset (-1: none), c = -m (CMIN 1) or
+ * c = IOFF * d (the offset folded into the int32 sums at the VNNI level). */
 #define q4_0_QS 2
 #define q4_0_QH (-1)
 #define q4_0_CMIN 0
-#define q4_0_CD 8.0f
+#define q4_0_IOFF 8
 #define q4_1_QS 4
 #define q4_1_QH (-1)
 #define q4_1_CMIN 1
-#define q4_1_CD 0.0f
+#define q4_1_IOFF 0
 #define q5_0_QS 6
 #define q5_0_QH 2
 #define q5_0_CMIN 0
-#define q5_0_CD 16.0f
+#define q5_0_IOFF 16
 #define q5_1_QS 8
 #define q5_1_QH 4
 #define q5_1_CMIN 1
-#define q5_1_CD 0.0f
+#define q5_1_IOFF 0
 
 /* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time from NS equal parts of
  * the row range, two blocks per step in 512-bit vectors (AVX-512 VNNI). Each stream's two
@@ -458,11 +471,14 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
  * [m0 x 8, m1 x 8] as f16 (one vcvtph2ps each). The step's [xd0 x 8, xd1 x 8] and
  * [xs0 x 8, xs1 x 8] are shared by the streams. Lanes 0-7 are LQ_Q8_BODY's even-block
  * accumulator and lanes 8-15 its odd one, and lanes 0 and 8 of corr its two corrections: every
- * lane sees exactly its operations (products d * xd and c * xs, then the adds), so the
- * results are identical. The scalar per-block work of a two-load-per-field form made the
- * kernel load- and issue-bound (BENCHMARKS.md, seventh session). Block layout: qs at QS, the
- * qh word at QH (< 0: none), the f16 m at 2 when CMIN (c = -m), else c = CD * d. */
-#define LQ_Q8_BODY_W512(UNPACK, BB, QS, QH, CMIN, CD, ONE, NS)                              \
+ * lane sees exactly its operations (products d * xd and, for Q4_1 / Q5_1, c * xs, then the adds;
+ * Q4_0 / Q5_0 start each lane's int32 sum at -IOFF * its sum of x, shared by the streams), so
+ * the results are identical. The scalar per-block work of a two-load-per-field form made the
+ * kernel load- and issue-bound (BENCHMARKS.md, seventh session). The load is unmasked while its
+ * 64 bytes stay inside the matrix (all but the last block pairs of the last rows): a masked load
+ * cost 5-10 %. Block layout: qs at QS, the qh word at QH (< 0: none), the f16 m at 2 when CMIN
+ * (c = -m), else c = IOFF * d. */
+#define LQ_Q8_BODY_W512(UNPACK, BB, QS, QH, CMIN, IOFF, ONE, NS)                            \
     const int64_t nb = k / QK, q2 = nr / (NS);                                              \
     _Alignas(64) int16_t ix[4][32];                                                         \
     for (int j = 0; j < 32; j++) {                                                          \
@@ -481,6 +497,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
     const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);               \
     const __m512i lo_hi = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); \
     const __mmask64 lm = ((__mmask64)1 << (2 * (BB))) - 1;                                  \
+    const size_t wbytes = (size_t)nr * rb; /* an unmasked 64-byte load must end inside */  \
     (void)imm;                                                                              \
     (void)iqh;                                                                              \
     (void)b16;                                                                              \
@@ -501,10 +518,18 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
             const __m512 xs01 = _mm512_permutexvar_ps(                                      \
                 lo_hi, _mm512_castps128_ps512(                                              \
                            _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(xa->s + b))))); \
+            /* -IOFF * (sum of x) per 4-byte lane (Q4_0, Q5_0) */                           \
+            const __m512i c01 =                                                             \
+                (IOFF) ? _mm512_mullo_epi32(                                                \
+                             _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), x01), \
+                             _mm512_set1_epi32(-(IOFF)))                                    \
+                       : _mm512_setzero_si512();                                            \
             _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                        \
                 const uint8_t *ps = p[s] + (size_t)b * (BB);                                \
                 DS_PREFETCH_BLOCK(ps, 2 * (BB));                                            \
-                const __m512i v = _mm512_maskz_loadu_epi8(lm, ps);                          \
+                const __m512i v = (size_t)(ps - (const uint8_t *)w) + 64 <= wbytes          \
+                                      ? _mm512_loadu_si512((const void *)ps)                \
+                                      : _mm512_maskz_loadu_epi8(lm, ps);                    \
                 __m512i q = _mm512_and_si512(                                               \
                     _mm512_srlv_epi16(_mm512_permutexvar_epi16(iqs, v), sh), m4);           \
                 if ((QH) >= 0) {                                                            \
@@ -512,18 +537,18 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
                         _mm512_castsi512_si128(_mm512_permutexvar_epi16(iqh, v)));          \
                     q = _mm512_mask_add_epi8(q, (__mmask64)h, q, b16);                      \
                 }                                                                           \
-                const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x01);    \
+                const __m512i sum = _mm512_dpbusd_epi32(c01, q, x01);                       \
                 const __m512 dv =                                                           \
                     _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idd, v))); \
                 acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dv, xd01),  \
                                          acc[s]);                                           \
-                const __m512 cv =                                                           \
-                    (CMIN) ? _mm512_castsi512_ps(_mm512_xor_si512(                          \
-                                 _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256( \
-                                     _mm512_permutexvar_epi16(imm, v)))),                   \
-                                 _mm512_set1_epi32((int)0x80000000u)))                      \
-                           : _mm512_mul_ps(dv, _mm512_set1_ps(CD));                         \
-                corr[s] = _mm512_add_ps(corr[s], _mm512_mul_ps(cv, xs01));                  \
+                if (CMIN) {                                                                 \
+                    const __m512 cv = _mm512_castsi512_ps(_mm512_xor_si512(                 \
+                        _mm512_castps_si512(_mm512_cvtph_ps(                                \
+                            _mm512_castsi512_si256(_mm512_permutexvar_epi16(imm, v)))),     \
+                        _mm512_set1_epi32((int)0x80000000u)));                              \
+                    corr[s] = _mm512_add_ps(corr[s], _mm512_mul_ps(cv, xs01));              \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
         float ctail[NS];                                                                    \
@@ -534,9 +559,9 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
                 float d0, c0;                                                               \
                 __m256i q0 = UNPACK(p[s] + (size_t)b * (BB), &d0, &c0);                     \
                 acc[s] = _mm512_mask3_fmadd_ps(                                             \
-                    _mm512_castps256_ps512(_mm256_cvtepi32_ps(dot_vnni(q0, x0))),           \
+                    _mm512_castps256_ps512(_mm256_cvtepi32_ps(dot_vnni(q0, x0, IOFF))),     \
                     _mm512_set1_ps(d0 * xa->d[b]), acc[s], 0x00FF);                         \
-                ctail[s] = c0 * xa->s[b];                                                   \
+                ctail[s] = (IOFF) ? 0.0f : c0 * xa->s[b];                                   \
             }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 4") for (int s = 0; s < (NS); s++) {                            \
@@ -618,17 +643,17 @@ DS_TARGET_AVX512BF16 static void pack16_lq_avx512bf16(lq_unpack_avx2_fn unpack, 
     DS_TARGET_AVX2 DS_INLINE void NAME##_q8_avx2_t(int NX, const void *w, size_t rb,        \
                                                    int64_t nr, int64_t k, const ds_qact *xa, \
                                                    float *y, int64_t ldy)                   \
-    { LQ_Q8_BODY(NAME##_unpack_avx2, BB, dot_avx2) }                                        \
+    { LQ_Q8_BODY(NAME##_unpack_avx2, BB, dot_avx2, 0) }                                        \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_avx2, DS_TARGET_AVX2, NAME##_q8_avx2_t)                  \
     DS_TARGET_AVX512VNNI DS_INLINE void NAME##_q8_vnni_t(int NX, const void *w, size_t rb,  \
                                                          int64_t nr, int64_t k,             \
                                                          const ds_qact *xa, float *y,       \
                                                          int64_t ldy)                       \
-    { LQ_Q8_BODY(NAME##_unpack_vnni, BB, dot_vnni) }                                        \
+    { LQ_Q8_BODY(NAME##_unpack_vnni, BB, dot_vnni, NAME##_IOFF) }                                        \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { LQ_Q8_BODY_W512(NAME##_unpack_vnni, BB, NAME##_QS, NAME##_QH, NAME##_CMIN, NAME##_CD,  \
+    { LQ_Q8_BODY_W512(NAME##_unpack_vnni, BB, NAME##_QS, NAME##_QH, NAME##_CMIN, NAME##_IOFF,  \
                       NAME##_q8_vnni_1, LQ_STREAMS) }                                       \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
