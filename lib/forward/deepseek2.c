@@ -976,10 +976,11 @@ static ds_status attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_e
     return DS_OK;
 }
 
-/* Per-head products (q_abs_i = W_UK_i^T q_nope_i, o_i = W_UV_i ctx_i) for all heads: one
- * OpenMP loop over heads, each ds_mm call then runs on one thread (nested region), instead of
- * 2H calls that each fork and join. The destinations are the head's columns of qc or o;
- * ds_mm gives oneDNN a dense block for such strided outputs (mm.c, dense_dst). */
+/* Per-head products (q_abs_i = W_UK_i^T q_nope_i, o_i = W_UV_i ctx_i) for all heads in one
+ * ds_mm_run_heads (one OpenMP loop over heads; at decode the GEMV kernels are called directly,
+ * without a ds_mm call per head). The destinations are the head's columns of qc or o; ds_mm
+ * gives oneDNN a dense block for such strided outputs (mm.c, dense_dst). The combined
+ * attn_kv_b form takes each head's d_v rows of the tensor (ds_mm_run_rows per head). */
 static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err *err)
 {
     const ds2_layer *ly = &st->md->w.layers[l];
@@ -987,31 +988,26 @@ static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err
     const uint32_t H = st->H, d_n = st->d_n, d_c = st->d_c, d_v = st->d_v, W = st->W;
     const size_t qld = (size_t)H * st->d_qk, qcld = (size_t)H * W;
     const size_t cld = (size_t)H * d_c, old = (size_t)H * d_v;
-    const bool split = st->hp->kv_split;
+    if (!uv)
+        return ds_mm_run_heads(st->mm, &ls->kb, H, st->q, st->d_qk, (int64_t)qld, T, st->qc, W,
+                               (int64_t)qcld, err);
+    if (st->hp->kv_split)
+        return ds_mm_run_heads(st->mm, &ly->attn_v_b, H, st->ctx, d_c, (int64_t)cld, T, st->o,
+                               d_v, (int64_t)old, err);
     ds_status first = DS_OK;
     ds_err first_err;
     ds_err_clear(&first_err);
     /* fork only when there is enough work (MACs) to pay for it */
-    const bool par = st->nt > 1 && H > 1 && (double)H * d_c * (uv ? d_v : d_n) * T >= PAR_MIN_WORK;
+    const bool par = st->nt > 1 && H > 1 && (double)H * d_c * d_v * T >= PAR_MIN_WORK;
     (void)par; /* only read by OpenMP */
-    const int64_t ldy = (int64_t)(uv ? old : qcld); /* destination row stride */
 #pragma omp parallel for schedule(static) num_threads(st->nt) if (par)
     for (int64_t i = 0; i < (int64_t)H; i++) {
         ds_err e;
         ds_err_clear(&e);
-        ds_status s;
-        float *y = uv ? st->o + (size_t)i * d_v : st->qc + (size_t)i * W;
-        if (!uv) {
-            s = ds_mm_run(st->mm, &ls->kb, i, st->q + (size_t)i * st->d_qk, T, (int64_t)qld,
-                          y, ldy, &e);
-        } else if (split) {
-            s = ds_mm_run(st->mm, &ly->attn_v_b, i, st->ctx + (size_t)i * d_c, T, (int64_t)cld,
-                          y, ldy, &e);
-        } else {
-            int64_t r0 = i * (int64_t)(d_n + d_v) + d_n;
-            s = ds_mm_run_rows(st->mm, &ly->attn_kv_b, 0, r0, r0 + d_v,
-                               st->ctx + (size_t)i * d_c, T, (int64_t)cld, y, ldy, &e);
-        }
+        int64_t r0 = i * (int64_t)(d_n + d_v) + d_n;
+        ds_status s = ds_mm_run_rows(st->mm, &ly->attn_kv_b, 0, r0, r0 + d_v,
+                                     st->ctx + (size_t)i * d_c, T, (int64_t)cld,
+                                     st->o + (size_t)i * d_v, (int64_t)old, &e);
         if (s != DS_OK) {
 #pragma omp critical(ds2_per_head_err)
             if (first == DS_OK) {
@@ -1020,12 +1016,9 @@ static ds_status per_head(ds2_state *st, uint32_t l, bool uv, uint32_t T, ds_err
             }
         }
     }
-    if (first != DS_OK) {
-        if (err)
-            *err = first_err;
-        return first;
-    }
-    return DS_OK;
+    if (first != DS_OK && err)
+        *err = first_err;
+    return first;
 }
 
 static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err *err)

@@ -114,5 +114,12 @@ ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *
 ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t n0, int64_t n1,
                          const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
                          ds_err *err);
+/* Per-head products: for every head i < n_heads (expert i of W), Y_i = X_i W_i^T with X_i =
+ * X + i * xh (M rows, stride ldx) and Y_i = Y + i * yh (M rows, stride ldy); the heads run in
+ * one OpenMP loop (threads take contiguous ranges of heads). The same results as ds_mm_run
+ * per head, bit for bit. */
+ds_status ds_mm_run_heads(ds_mm *mm, const ds_weight *W, int64_t n_heads, const float *X,
+                          int64_t xh, int64_t ldx, int64_t M, float *Y, int64_t yh, int64_t ldy,
+                          ds_err *err);
 
 #endif

@@ -67,6 +67,7 @@
  * (8 MiB: 665, 32 MiB: 676), Q8_0 ~645 -> ~677; peak RSS +35 MB. */
 #define MM_TILE_BYTES (16u << 20)
 #define MM_GEMV_MIN_BYTES (128u << 10) /* below: one thread (fork/join costs more) */
+#define MM_HEADS_PAR_MIN_MACS 131072.0 /* ds_mm_run_heads: below, one thread */
 #define PACK_CHUNK_MAX 256           /* K-chunk of dequant_tile_packed (elements) */
 /* per-thread scratch of dequant_tile_packed: 16 rows x PACK_CHUNK_MAX f32, then room for the
  * chunk's 16 quantized rows restored from R16 (at most 16 x 2 x PACK_CHUNK_MAX bytes) */
@@ -971,9 +972,11 @@ ds_mm_path ds_mm_path_of(ds_mm *mm, uint32_t type, int64_t M)
     return use_bf16 && type != DS_GGML_F32 ? DS_MM_DNNL_BF16 : DS_MM_DNNL_F32;
 }
 
-ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t n0, int64_t n1,
-                         const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
-                         ds_err *err)
+/* The argument checks of ds_mm_run_rows (and of ds_mm_run_heads, per head): DS_OK and the
+ * type's kernels in *tk_out, or the error. */
+static ds_status mm_check(const ds_mm *mm, const ds_weight *W, int64_t expert, int64_t n0,
+                          int64_t n1, const float *X, int64_t M, int64_t ldx, const float *Y,
+                          int64_t ldy, const ds_type_kernels **tk_out, ds_err *err)
 {
     if (!mm || !W)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "ds_mm_run: %s is NULL", mm ? "W" : "mm");
@@ -1017,6 +1020,7 @@ ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t 
     if (M < 0)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "matmul with tensor '%s': M = %lld", name,
                           (long long)M);
+    *tk_out = tk;
     if (M == 0)
         return DS_OK;
     if (!X || !Y || ldx < K || ldy < n1 - n0)
@@ -1024,7 +1028,18 @@ ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t 
                           "matmul with tensor '%s': X/Y NULL or ldx %lld < K %lld or ldy %lld "
                           "< N %lld", name, (long long)ldx, (long long)K, (long long)ldy,
                           (long long)(n1 - n0));
+    return DS_OK;
+}
 
+ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t n0, int64_t n1,
+                         const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
+                         ds_err *err)
+{
+    const ds_type_kernels *tk = NULL;
+    ds_status cs = mm_check(mm, W, expert, n0, n1, X, M, ldx, Y, ldy, &tk, err);
+    if (cs != DS_OK || M == 0)
+        return cs;
+    const int64_t K = W->ne[0], N = W->ne[1];
     const char *wbase = (const char *)W->data + ((size_t)expert * N + n0) * W->row_bytes;
     int64_t Nr = n1 - n0;
     /* inside a parallel region (run_jobs, per-head and per-expert loops) the call gets one
@@ -1059,4 +1074,87 @@ ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *
     if (!W)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "ds_mm_run: W is NULL");
     return ds_mm_run_rows(mm, W, expert, 0, W->ne[1], X, M, ldx, Y, ldy, err);
+}
+
+/* Per-head products in one OpenMP loop over heads (static: thread t takes a contiguous range
+ * of heads, so its weights are one contiguous stretch). On the int8 GEMV path (row layout,
+ * M small) each head's activation is quantized into its own part of one slot buffer and the
+ * kernel called directly: the same operations as ds_mm_run per head (same quantization, same
+ * kernel, same rows), without a nested region, slot and quantization call per head. Otherwise
+ * each head is a ds_mm_run on one thread. */
+ds_status ds_mm_run_heads(ds_mm *mm, const ds_weight *W, int64_t n_heads, const float *X,
+                          int64_t xh, int64_t ldx, int64_t M, float *Y, int64_t yh, int64_t ldy,
+                          ds_err *err)
+{
+    if (!mm || !W)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "ds_mm_run_heads: %s is NULL",
+                          mm ? "W" : "mm");
+    if (n_heads < 0 || xh < 0 || yh < 0)
+        return ds_err_set(err, DS_ERR_INVALID_ARG,
+                          "ds_mm_run_heads with tensor '%s': %lld heads, strides %lld / %lld",
+                          W->name ? W->name : "?", (long long)n_heads, (long long)xh,
+                          (long long)yh);
+    const ds_type_kernels *tk = NULL;
+    for (int64_t i = 0; i < n_heads; i++) {
+        ds_status cs = mm_check(mm, W, i, 0, W->ne[1], X ? X + i * xh : NULL, M, ldx,
+                                Y ? Y + i * yh : NULL, ldy, &tk, err);
+        if (cs != DS_OK)
+            return cs;
+    }
+    if (n_heads == 0 || M == 0)
+        return DS_OK;
+    const int64_t K = W->ne[0], N = W->ne[1];
+    const size_t rb = W->row_bytes;
+    const ds_isa isa = ds_mm_isa(mm);
+    int nthr = mm->n_threads;
+#ifdef _OPENMP
+    if (omp_in_parallel())
+        nthr = 1;
+#endif
+    const double macs = (double)n_heads * (double)N * (double)K * (double)M;
+    int nt = nthr > 1 && n_heads > 1 && macs >= MM_HEADS_PAR_MIN_MACS ? nthr : 1;
+    if (nt > n_heads)
+        nt = (int)n_heads;
+    ds_gemv_q8_fn q8 = ds_mm_path_of(mm, W->type, M) == DS_MM_GEMV_Q8 &&
+                               W->layout == DS_LAYOUT_ROWS
+                           ? ds_pick_gemv_q8(tk, isa)
+                           : NULL;
+    ds_status first = DS_OK;
+    ds_err first_err;
+    ds_err_clear(&first_err);
+    if (q8) {
+        const size_t xs = (ds_qact_size(tk->act, M, K) + 63) & ~(size_t)63;
+        mm_slot *slot = slot_get(mm);
+        if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap, (size_t)n_heads * xs)) {
+            slot_put(mm, slot);
+            return ds_err_set(err, DS_ERR_NO_MEMORY, "GEMV with tensor '%s': out of memory",
+                              W->name ? W->name : "?");
+        }
+        char *xbuf = slot->xbuf;
+        const char *w = W->data;
+        MM_OMP("omp parallel for schedule(static) num_threads(nt) if (nt > 1)")
+        for (int64_t i = 0; i < n_heads; i++) {
+            ds_qact xa;
+            ds_qact_quantize(isa, tk->act, X + i * xh, M, ldx, K, xbuf + (size_t)i * xs, &xa);
+            q8(w + (size_t)i * (size_t)N * rb, rb, N, K, &xa, (int)M, Y + i * yh, ldy);
+        }
+        slot_put(mm, slot);
+        return DS_OK;
+    }
+    MM_OMP("omp parallel for schedule(static) num_threads(nt) if (nt > 1)")
+    for (int64_t i = 0; i < n_heads; i++) {
+        ds_err e;
+        ds_err_clear(&e);
+        ds_status st = ds_mm_run(mm, W, i, X + i * xh, M, ldx, Y + i * yh, ldy, &e);
+        if (st != DS_OK) {
+            MM_OMP("omp critical(ds_mm_heads_err)")
+            if (first == DS_OK) {
+                first = st;
+                first_err = e;
+            }
+        }
+    }
+    if (first != DS_OK && err)
+        *err = first_err;
+    return first;
 }

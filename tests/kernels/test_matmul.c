@@ -2,7 +2,8 @@
  * tests/kernels/test_matmul.c — batched products (M > 1, oneDNN) for every weight type, both
  * precisions and every ISA level of this CPU (the ISA level decides bf16 vs f32 compute in FAST
  * precision), odd shapes, strides, expert stacks, row slices, multi-tile dequantization, the
- * primitive cache bound, and one ds_mm used from two pthreads at once.
+ * primitive cache bound, and one ds_mm used from two pthreads at once. ds_mm_run_heads against
+ * ds_mm_run per head, bit for bit (its direct GEMV path and its per-head fallback).
  *
  * Tolerances (|y - ref| <= tol * sum_k |x_k w_k|, reference in double on decoded weights):
  *   f32 compute: 1e-5;  bf16 compute (FAST, AVX-512 with AVX512_BF16): 1e-2 (X and, for
@@ -311,6 +312,91 @@ static void test_matmul_nested_omp(void **state)
     }
 }
 
+/* Random blocks of a legacy / K-quant type with a sane f16 d at byte offset doff of each block
+ * (every other bit pattern is a valid block). */
+static void fill_blocks(void *data, size_t nbytes, size_t bb, size_t doff, uint64_t seed)
+{
+    kr_rng r = {seed};
+    uint8_t *p = data;
+    for (size_t i = 0; i < nbytes; i++)
+        p[i] = (uint8_t)kr_next(&r);
+    for (size_t b = 0; b + bb <= nbytes; b += bb) {
+        p[b + doff] = (uint8_t)kr_next(&r);
+        p[b + doff + 1] = 0x20; /* 2^-7 .. 2^-6 */
+    }
+}
+
+/* ds_mm_run_heads == ds_mm_run per head, bit for bit: types with the int8 GEMV (Q8_0, Q5_0,
+ * Q6_K) and without (F32), M on the GEMV path (1, 3) and on oneDNN's (20), both precisions,
+ * 1 and 2 threads, strided heads in X and Y (Y's gaps must stay untouched); then bad
+ * arguments. */
+static void test_matmul_heads(void **state)
+{
+    (void)state;
+    enum { H = 6, K = 256, N = 48 };
+    const int64_t xh = K + 7, yh = N + 5, ldx = H * xh, ldy = H * yh;
+    const struct { uint32_t type; size_t bb, be, doff; const char *name; } ts[] = {
+        {DS_GGML_Q8_0, 34, 32, 0, "Q8_0"}, {DS_GGML_Q5_0, 22, 32, 0, "Q5_0"},
+        {DS_GGML_Q6_K, 210, 256, 208, "Q6_K"}, {DS_GGML_F32, 4, 1, 0, "F32"}};
+    for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++) {
+        tw t;
+        tw_make(&t, ts[ti].type == DS_GGML_F32 ? DS_GGML_F32 : DS_GGML_Q8_0, K, N, H, 5 + ti);
+        if (ts[ti].type != DS_GGML_F32 && ts[ti].type != DS_GGML_Q8_0) {
+            size_t rb = (size_t)K / ts[ti].be * ts[ti].bb;
+            free(t.data);
+            t.data = malloc(rb * N * H);
+            fill_blocks(t.data, rb * N * H, ts[ti].bb, ts[ti].doff, 77 + ti);
+            t.w.type = ts[ti].type;
+            t.w.row_bytes = rb;
+            t.w.nbytes = rb * N * H;
+            t.w.data = t.data;
+        }
+        for (int prec = 0; prec <= 1; prec++)
+            for (int nt = 1; nt <= 2; nt++) {
+                ds_mm *mm = NULL;
+                ds_err err;
+                assert_int_equal(ds_mm_create(&mm, nt, prec, &err), DS_OK);
+                const int64_t Ms[] = {1, 3, 20};
+                for (int mi = 0; mi < 3; mi++) {
+                    const int64_t M = Ms[mi];
+                    float *X = malloc(sizeof(float) * M * ldx);
+                    float *Y = malloc(sizeof(float) * M * ldy);
+                    float *Z = malloc(sizeof(float) * M * ldy);
+                    kr_rng r = {(uint64_t)(100 * ti + mi)};
+                    for (int64_t i = 0; i < M * ldx; i++)
+                        X[i] = kr_uniform(&r) * 2.0f;
+                    for (int64_t i = 0; i < M * ldy; i++)
+                        Y[i] = Z[i] = NAN;
+                    assert_int_equal(ds_mm_run_heads(mm, &t.w, H, X, xh, ldx, M, Y, yh, ldy, &err),
+                                     DS_OK);
+                    for (int64_t h = 0; h < H; h++)
+                        assert_int_equal(ds_mm_run(mm, &t.w, h, X + h * xh, M, ldx, Z + h * yh,
+                                                   ldy, &err),
+                                         DS_OK);
+                    if (memcmp(Y, Z, sizeof(float) * M * ldy) != 0) /* NaN gaps compare too */
+                        fail_msg("%s M=%lld prec=%d threads=%d: ds_mm_run_heads differs from "
+                                 "ds_mm_run per head", ts[ti].name, (long long)M,
+                                 prec, nt);
+                    free(X);
+                    free(Y);
+                    free(Z);
+                }
+                float x1[K], y1[N];
+                memset(x1, 0, sizeof x1);
+                assert_int_equal(ds_mm_run_heads(mm, &t.w, H + 1, x1, 0, K, 1, y1, 0, N, &err),
+                                 DS_ERR_INVALID_ARG);
+                assert_non_null(strstr(err.msg, "out of range"));
+                assert_int_equal(ds_mm_run_heads(mm, &t.w, 2, NULL, K, K, 1, y1, 0, N, &err),
+                                 DS_ERR_INVALID_ARG);
+                assert_int_equal(ds_mm_run_heads(mm, &t.w, -1, x1, 0, K, 1, y1, 0, N, &err),
+                                 DS_ERR_INVALID_ARG);
+                assert_int_equal(ds_mm_run_heads(mm, &t.w, 0, x1, 0, K, 1, y1, 0, N, &err), DS_OK);
+                ds_mm_free(mm);
+            }
+        tw_free(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_matmul_cache),
         cmocka_unit_test(test_matmul_concurrent),
         cmocka_unit_test(test_matmul_nested_omp),
+        cmocka_unit_test(test_matmul_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
