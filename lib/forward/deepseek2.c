@@ -75,9 +75,6 @@
 #define ATT_QROWS 1024 /* (token, head) rows per query tile of the matmul attention */
 #define ATT_MM_MIN_T 8 /* chunks of at least this many tokens use the matmul attention */
 #define PAR_MIN_WORK 131072.0 /* multiply-adds below which a loop runs on one thread */
-#define JOB_MAX_M 4    /* products of at most this many rows can run as GEMV jobs (run_jobs) */
-#define JOB_CHUNK_BYTES (2u << 20) /* most weight bytes per GEMV job piece */
-#define JOB_PIECE_MIN (128u << 10) /* fewest weight bytes per GEMV job piece (but 16 rows) */
 #define JOB_MOE_MAX_T 16 /* MoE blocks of at most this many tokens run as job groups */
 
 /* per-layer state-owned views */
@@ -155,7 +152,7 @@ struct ds2_state {
     float *xgk;    /* [moe_tmax*k][d] gathered expert inputs */
     float *fgk, *fuk; /* [moe_tmax*k][n_exp_ff] */
     float *dgk;    /* [moe_tmax*k][d] expert outputs */
-    struct mm_job *jobs; /* [2 * moe_tmax * k + 4] */
+    ds_mm_job *jobs; /* [2 * moe_tmax * k + 4] */
     /* expert tasks (MoE blocks of more than moe_tmax tokens, several threads: prefill): one
      * thread per expert at a time (moe_tasks); NULL with one thread, no experts or
      * n_batch <= moe_tmax */
@@ -165,14 +162,7 @@ struct ds2_state {
 };
 
 /* One product Y = X W^T of a run_jobs group. */
-typedef struct mm_job {
-    const ds_weight *w;
-    int64_t expert;
-    const float *x;
-    int64_t m, ldx;
-    float *y;
-    int64_t ldy;
-} mm_job;
+typedef ds_mm_job mm_job;
 
 /* ---- allocation helpers -------------------------------------------------------------- */
 
@@ -1086,85 +1076,15 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
     return DS_OK;
 }
 
-/* Run independent products of few rows in ONE OpenMP region instead of one fork/join (and
- * one static half/half row split) each. The threads take pieces of their weight rows from a
- * shared cursor (job by job, in order) until none are left, each piece one single-threaded
- * ds_mm_run_rows (nested region). A piece is a multiple of 16 rows (threads do not share
- * lines of Y) of about 1/(2 nt) of the bytes still to take, between JOB_PIECE_MIN and
- * JOB_CHUNK_BYTES: large while much is left, small at the end, so that the threads finish
- * close together (with fixed 2 MiB pieces a thread waited half a piece on average at the end
- * of every group). The GEMV kernels compute every row on its own, so the results are exactly
- * those of one ds_mm_run per product. Products of more than JOB_MAX_M rows (oneDNN), and
- * everything with one thread, run one after the other through ds_mm_run. */
+/* Independent products of few rows in one OpenMP region (ds_mm_run_jobs, lib/kernels/mm.c). */
 static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err)
 {
-    size_t left = 0; /* weight bytes of the GEMV jobs not yet taken */
-    for (int j = 0; j < n; j++)
-        if (st->nt == 1 || jobs[j].m > JOB_MAX_M)
-            TRY(ds_mm_run(st->mm, jobs[j].w, jobs[j].expert, jobs[j].x, jobs[j].m, jobs[j].ldx,
-                          jobs[j].y, jobs[j].ldy, err));
-        else
-            left += (size_t)jobs[j].w->ne[1] * jobs[j].w->row_bytes;
-    if (left == 0)
-        return DS_OK;
-    int cj = 0;       /* cursor: job cj, row crow (guarded by the critical section) */
-    int64_t crow = 0;
-    const size_t div = 2 * (size_t)st->nt;
-    ds_status first = DS_OK;
-    ds_err first_err;
-    ds_err_clear(&first_err);
-#pragma omp parallel num_threads(st->nt)
-    for (;;) {
-        int j = -1;
-        int64_t n0 = 0, n1 = 0;
-#pragma omp critical(ds2_job_take)
-        {
-            while (cj < n && (jobs[cj].m > JOB_MAX_M || crow >= jobs[cj].w->ne[1])) {
-                cj++;
-                crow = 0;
-            }
-            if (cj < n) {
-                const size_t rb = jobs[cj].w->row_bytes;
-                size_t want = left / div;
-                want = want < JOB_PIECE_MIN ? JOB_PIECE_MIN
-                                            : want > JOB_CHUNK_BYTES ? JOB_CHUNK_BYTES : want;
-                int64_t r = (int64_t)(want / rb) & ~(int64_t)15;
-                if (r < 16)
-                    r = 16;
-                const int64_t N = jobs[cj].w->ne[1];
-                j = cj;
-                n0 = crow;
-                n1 = crow + r < N ? crow + r : N;
-                crow = n1;
-                left -= (size_t)(n1 - n0) * rb;
-            }
-        }
-        if (j < 0)
-            break;
-        ds_err e;
-        ds_err_clear(&e);
-        const mm_job *jb = &jobs[j];
-        ds_status s = ds_mm_run_rows(st->mm, jb->w, jb->expert, n0, n1, jb->x, jb->m, jb->ldx,
-                                     jb->y + n0, jb->ldy, &e);
-        if (s != DS_OK) {
-#pragma omp critical(ds2_job_err)
-            if (first == DS_OK) {
-                first = s;
-                first_err = e;
-            }
-        }
-    }
-    if (first != DS_OK) {
-        if (err)
-            *err = first_err;
-        return first;
-    }
-    return DS_OK;
+    return ds_mm_run_jobs(st->mm, jobs, n, err);
 }
 
 /* The MoE block of a few tokens (T <= moe_tmax, several threads: decode, batched decode) as
  * two job groups: the gate and up products of every selected expert and of the shared expert,
- * then their down products (an expert or shared product of more than JOB_MAX_M rows runs
+ * then their down products (an expert or shared product of more than 4 rows (MM_JOB_MAX_M) runs
  * alone through ds_mm_run). The expert inputs are gathered in assignment order (grouped by
  * expert) and the outputs combined in that order, as in the expert-by-expert path, so the
  * result is identical. Writes the block output to st->tmp. */

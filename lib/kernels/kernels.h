@@ -114,6 +114,20 @@ ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *
 ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t n0, int64_t n1,
                          const float *X, int64_t M, int64_t ldx, float *Y, int64_t ldy,
                          ds_err *err);
+/* One product Y = X W[expert]^T of a ds_mm_run_jobs group (X: m rows at stride ldx, Y: m rows
+ * at stride ldy). */
+typedef struct ds_mm_job {
+    const ds_weight *w;
+    int64_t expert;
+    const float *x;
+    int64_t m, ldx;
+    float *y;
+    int64_t ldy;
+} ds_mm_job;
+/* Independent products in one OpenMP region: those of at most 4 rows are split into pieces of
+ * rows that the threads take from a shared cursor; larger ones run one after the other as
+ * ds_mm_run. The same results as ds_mm_run per job, bit for bit. */
+ds_status ds_mm_run_jobs(ds_mm *mm, const ds_mm_job *jobs, int n, ds_err *err);
 /* Per-head products: for every head i < n_heads (expert i of W), Y_i = X_i W_i^T with X_i =
  * X + i * xh (M rows, stride ldx) and Y_i = Y + i * yh (M rows, stride ldy); the heads run in
  * one OpenMP loop (threads take contiguous ranges of heads). The same results as ds_mm_run

@@ -68,6 +68,10 @@
 #define MM_TILE_BYTES (16u << 20)
 #define MM_GEMV_MIN_BYTES (128u << 10) /* below: one thread (fork/join costs more) */
 #define MM_HEADS_PAR_MIN_MACS 131072.0 /* ds_mm_run_heads: below, one thread */
+#define MM_JOB_MAX_M 4                 /* ds_mm_run_jobs: products of at most this many rows
+                                          are split into pieces */
+#define MM_JOB_PIECE_MAX (2u << 20)    /* most weight bytes per job piece */
+#define MM_JOB_PIECE_MIN (128u << 10)  /* fewest weight bytes per job piece (but 16 rows) */
 #define PACK_CHUNK_MAX 256           /* K-chunk of dequant_tile_packed (elements) */
 /* per-thread scratch of dequant_tile_packed: 16 rows x PACK_CHUNK_MAX f32, then room for the
  * chunk's 16 quantized rows restored from R16 (at most 16 x 2 x PACK_CHUNK_MAX bytes) */
@@ -1154,6 +1158,139 @@ ds_status ds_mm_run_heads(ds_mm *mm, const ds_weight *W, int64_t n_heads, const 
             }
         }
     }
+    if (first != DS_OK && err)
+        *err = first_err;
+    return first;
+}
+
+/* Independent products of few rows in ONE OpenMP region instead of one fork/join (and one
+ * static half/half row split) each. The threads take pieces of the weight rows from a shared
+ * cursor (job by job, in order) until none are left. A piece is a multiple of 16 rows
+ * (threads do not share lines of Y) of about 1/(2 nt) of the bytes still to take, between
+ * MM_JOB_PIECE_MIN and MM_JOB_PIECE_MAX: large while much is left, small at the end, so that
+ * the threads finish close together (with fixed 2 MiB pieces a thread waited half a piece on
+ * average at the end of every group). On the int8 GEMV path (row layout) each job's
+ * activation is quantized once, before the region, and a piece is one direct kernel call;
+ * otherwise a piece is a single-threaded ds_mm_run_rows. The GEMV kernels compute every row
+ * on its own, so the results are exactly those of one ds_mm_run per product. Products of more
+ * than MM_JOB_MAX_M rows (oneDNN), and everything with one thread, run one after the other
+ * through ds_mm_run. */
+ds_status ds_mm_run_jobs(ds_mm *mm, const ds_mm_job *jobs, int n, ds_err *err)
+{
+    if (!mm || (n > 0 && !jobs) || n < 0)
+        return ds_err_set(err, DS_ERR_INVALID_ARG, "ds_mm_run_jobs: bad arguments");
+    int nthr = mm->n_threads;
+#ifdef _OPENMP
+    if (omp_in_parallel())
+        nthr = 1;
+#endif
+    const ds_isa isa = ds_mm_isa(mm);
+    size_t left = 0;   /* weight bytes of the piecewise jobs not yet taken */
+    size_t xbytes = 0; /* their quantized activations */
+    for (int j = 0; j < n; j++) {
+        const ds_mm_job *jb = &jobs[j];
+        if (nthr == 1 || jb->m > MM_JOB_MAX_M) {
+            ds_status s = ds_mm_run(mm, jb->w, jb->expert, jb->x, jb->m, jb->ldx, jb->y, jb->ldy,
+                                    err);
+            if (s != DS_OK)
+                return s;
+            continue;
+        }
+        const ds_type_kernels *tk = NULL;
+        ds_status cs = mm_check(mm, jb->w, jb->expert, 0, jb->w ? jb->w->ne[1] : 1, jb->x, jb->m,
+                                jb->ldx, jb->y, jb->ldy, &tk, err);
+        if (cs != DS_OK)
+            return cs;
+        if (jb->m == 0)
+            continue;
+        left += (size_t)jb->w->ne[1] * jb->w->row_bytes;
+        if (ds_mm_path_of(mm, jb->w->type, jb->m) == DS_MM_GEMV_Q8 &&
+            jb->w->layout == DS_LAYOUT_ROWS)
+            xbytes += (ds_qact_size(tk->act, jb->m, jb->w->ne[0]) + 63) & ~(size_t)63;
+    }
+    if (left == 0)
+        return DS_OK;
+    /* the slot's xbuf: n ds_qact (q == NULL: the job has no direct kernel), then the
+     * activations */
+    const size_t hdr = ((size_t)n * sizeof(ds_qact) + 63) & ~(size_t)63;
+    mm_slot *slot = slot_get(mm);
+    if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap, hdr + xbytes)) {
+        slot_put(mm, slot);
+        return ds_err_set(err, DS_ERR_NO_MEMORY, "ds_mm_run_jobs: out of memory");
+    }
+    ds_qact *xa = slot->xbuf;
+    char *xq = (char *)slot->xbuf + hdr;
+    for (int j = 0; j < n; j++) {
+        const ds_mm_job *jb = &jobs[j];
+        xa[j] = (ds_qact){0};
+        if (jb->m == 0 || jb->m > MM_JOB_MAX_M || jb->w->layout != DS_LAYOUT_ROWS ||
+            ds_mm_path_of(mm, jb->w->type, jb->m) != DS_MM_GEMV_Q8)
+            continue;
+        const ds_type_kernels *tk = ds_type_kernels_get(jb->w->type);
+        const int64_t K = jb->w->ne[0];
+        ds_qact_quantize(isa, tk->act, jb->x, jb->m, jb->ldx, K, xq, &xa[j]);
+        xq += (ds_qact_size(tk->act, jb->m, K) + 63) & ~(size_t)63;
+    }
+    int cj = 0; /* cursor: job cj, row crow (guarded by the critical section) */
+    int64_t crow = 0;
+    const size_t div = 2 * (size_t)nthr;
+    ds_status first = DS_OK;
+    ds_err first_err;
+    ds_err_clear(&first_err);
+    int prev = omp_enter(nthr);
+    MM_OMP("omp parallel num_threads(nthr)")
+    for (;;) {
+        int j = -1;
+        int64_t n0 = 0, n1 = 0;
+        MM_OMP("omp critical(ds_mm_job_take)")
+        {
+            while (cj < n && (jobs[cj].m == 0 || jobs[cj].m > MM_JOB_MAX_M ||
+                              crow >= jobs[cj].w->ne[1])) {
+                cj++;
+                crow = 0;
+            }
+            if (cj < n) {
+                const size_t rb = jobs[cj].w->row_bytes;
+                size_t want = left / div;
+                want = want < MM_JOB_PIECE_MIN   ? MM_JOB_PIECE_MIN
+                       : want > MM_JOB_PIECE_MAX ? MM_JOB_PIECE_MAX
+                                                 : want;
+                int64_t r = (int64_t)(want / rb) & ~(int64_t)15;
+                if (r < 16)
+                    r = 16;
+                const int64_t N = jobs[cj].w->ne[1];
+                j = cj;
+                n0 = crow;
+                n1 = crow + r < N ? crow + r : N;
+                crow = n1;
+                left -= (size_t)(n1 - n0) * rb;
+            }
+        }
+        if (j < 0)
+            break;
+        const ds_mm_job *jb = &jobs[j];
+        if (xa[j].q) {
+            const ds_weight *W = jb->w;
+            const ds_gemv_q8_fn q8 = ds_pick_gemv_q8(ds_type_kernels_get(W->type), isa);
+            const char *w = (const char *)W->data +
+                            ((size_t)jb->expert * (size_t)W->ne[1] + (size_t)n0) * W->row_bytes;
+            q8(w, W->row_bytes, n1 - n0, W->ne[0], &xa[j], (int)jb->m, jb->y + n0, jb->ldy);
+            continue;
+        }
+        ds_err e;
+        ds_err_clear(&e);
+        ds_status s = ds_mm_run_rows(mm, jb->w, jb->expert, n0, n1, jb->x, jb->m, jb->ldx,
+                                     jb->y + n0, jb->ldy, &e);
+        if (s != DS_OK) {
+            MM_OMP("omp critical(ds_mm_job_err)")
+            if (first == DS_OK) {
+                first = s;
+                first_err = e;
+            }
+        }
+    }
+    omp_leave(prev, nthr);
+    slot_put(mm, slot);
     if (first != DS_OK && err)
         *err = first_err;
     return first;

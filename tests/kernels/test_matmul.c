@@ -3,7 +3,8 @@
  * precisions and every ISA level of this CPU (the ISA level decides bf16 vs f32 compute in FAST
  * precision), odd shapes, strides, expert stacks, row slices, multi-tile dequantization, the
  * primitive cache bound, and one ds_mm used from two pthreads at once. ds_mm_run_heads against
- * ds_mm_run per head, bit for bit (its direct GEMV path and its per-head fallback).
+ * ds_mm_run per head, bit for bit (its direct GEMV path and its per-head fallback), and
+ * ds_mm_run_jobs against ds_mm_run per job.
  *
  * Tolerances (|y - ref| <= tol * sum_k |x_k w_k|, reference in double on decoded weights):
  *   f32 compute: 1e-5;  bf16 compute (FAST, AVX-512 with AVX512_BF16): 1e-2 (X and, for
@@ -397,6 +398,67 @@ static void test_matmul_heads(void **state)
     }
 }
 
+/* ds_mm_run_jobs == ds_mm_run per job, bit for bit: a group mixing direct GEMV pieces (Q8_0,
+ * Q5_0, several pieces each), F32 (pieces through ds_mm_run_rows), an empty job and a 7-row
+ * job (oneDNN, run alone), both precisions, 1 and 2 threads; then a bad job. */
+static void test_matmul_jobs(void **state)
+{
+    (void)state;
+    enum { K = 1024, N = 544, NJ = 5 };
+    tw q8, f32, q5;
+    tw_make(&q8, DS_GGML_Q8_0, K, N, 2, 31);
+    tw_make(&f32, DS_GGML_F32, K, 64, 1, 32);
+    tw_make(&q5, DS_GGML_Q8_0, K, N, 1, 33);
+    {
+        size_t rb = (size_t)K / 32 * 22;
+        free(q5.data);
+        q5.data = malloc(rb * N);
+        fill_blocks(q5.data, rb * N, 22, 0, 34);
+        q5.w.type = DS_GGML_Q5_0;
+        q5.w.row_bytes = rb;
+        q5.w.nbytes = rb * N;
+        q5.w.data = q5.data;
+    }
+    const int64_t ms[NJ] = {1, 2, 1, 0, 7};
+    const ds_weight *ws[NJ] = {&q8.w, &q5.w, &f32.w, &q8.w, &q8.w};
+    const int64_t ex[NJ] = {1, 0, 0, 0, 1};
+    float *X = malloc(sizeof(float) * 8 * K);
+    kr_rng r = {9};
+    for (int64_t i = 0; i < 8 * K; i++)
+        X[i] = kr_uniform(&r) * 2.0f;
+    float *Y = malloc(sizeof(float) * NJ * 8 * N), *Z = malloc(sizeof(float) * NJ * 8 * N);
+    for (int prec = 0; prec <= 1; prec++)
+        for (int nt = 1; nt <= 2; nt++) {
+            ds_mm *mm = NULL;
+            ds_err err;
+            assert_int_equal(ds_mm_create(&mm, nt, prec, &err), DS_OK);
+            ds_mm_job jobs[NJ];
+            for (int j = 0; j < NJ; j++)
+                jobs[j] = (ds_mm_job){ws[j], ex[j], X + j, ms[j], K + 8, Y + (size_t)j * 8 * N,
+                                      ws[j]->ne[1] + 3};
+            for (size_t i = 0; i < (size_t)NJ * 8 * N; i++)
+                Y[i] = Z[i] = NAN;
+            assert_int_equal(ds_mm_run_jobs(mm, jobs, NJ, &err), DS_OK);
+            for (int j = 0; j < NJ; j++)
+                assert_int_equal(ds_mm_run(mm, ws[j], ex[j], X + j, ms[j], K + 8,
+                                           Z + (size_t)j * 8 * N, ws[j]->ne[1] + 3, &err),
+                                 DS_OK);
+            if (memcmp(Y, Z, sizeof(float) * NJ * 8 * N) != 0)
+                fail_msg("prec=%d threads=%d: ds_mm_run_jobs differs from ds_mm_run per job",
+                         prec, nt);
+            jobs[2].expert = 1; /* F32 weight has one expert */
+            assert_int_equal(ds_mm_run_jobs(mm, jobs, NJ, &err), DS_ERR_INVALID_ARG);
+            assert_non_null(strstr(err.msg, "out of range"));
+            ds_mm_free(mm);
+        }
+    free(X);
+    free(Y);
+    free(Z);
+    tw_free(&q8);
+    tw_free(&f32);
+    tw_free(&q5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_matmul_concurrent),
         cmocka_unit_test(test_matmul_nested_omp),
         cmocka_unit_test(test_matmul_heads),
+        cmocka_unit_test(test_matmul_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
