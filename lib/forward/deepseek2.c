@@ -37,7 +37,7 @@
  * (token, head) pairs. The per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
  *
  * Products of a few rows (decode) that do not depend on each other run as one job group
- * (run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
+ * (ds_mm_run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
  * in one OpenMP region whose threads take pieces of rows from a shared cursor (large first,
  * small at the end), instead of one fork/join and one static half/half split per product; the
  * results are identical. The routed experts of a larger chunk (prefill) run as one task per
@@ -161,8 +161,6 @@ struct ds2_state {
     uint32_t *eord;   /* [E] the chunk's experts with tokens, most tokens first */
 };
 
-/* One product Y = X W^T of a run_jobs group. */
-typedef ds_mm_job mm_job;
 
 /* ---- allocation helpers -------------------------------------------------------------- */
 
@@ -467,7 +465,7 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
         A(fgk, sz3(rows, st->n_exp_ff, 1), float, "expert job gate");
         A(fuk, sz3(rows, st->n_exp_ff, 1), float, "expert job up");
         A(dgk, sz3(rows, st->d, 1), float, "expert job outputs");
-        A(jobs, 2 * rows + 4, mm_job, "matmul jobs");
+        A(jobs, 2 * rows + 4, ds_mm_job, "matmul jobs");
     }
     if (st->nt > 1 && st->E && B > st->moe_tmax) {
         A(xa, sz3(B, k, st->d), float, "expert task rows");
@@ -676,13 +674,12 @@ uint64_t ds2_state_bytes(const ds2_state *st)
 /* ---- the layer pieces ------------------------------------------------------------------- */
 
 #define MM(W_, ex, X, M, ldx, Y, ldy) TRY(ds_mm_run(st->mm, (W_), (ex), (X), (M), (ldx), (Y), (ldy), err))
-/* the same as a one-product job group (run_jobs): dynamic row chunks for few rows */
+/* the same as a one-product job group (ds_mm_run_jobs): dynamic row chunks for few rows */
 #define MMJ(W_, ex, X, M, ldx, Y, ldy)                                                           \
     do {                                                                                         \
-        const mm_job job_ = {(W_), (ex), (X), (M), (ldx), (Y), (ldy)};                           \
-        TRY(run_jobs(st, &job_, 1, err));                                                        \
+        const ds_mm_job job_ = {(W_), (ex), (X), (M), (ldx), (Y), (ldy)};                           \
+        TRY(ds_mm_run_jobs(st->mm, &job_, 1, err));                                                        \
     } while (0)
-static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err);
 
 /* Online-softmax update of nh heads of one token (queries q + h*W, running max and sum
  * ml + 2h, accumulators acc + h*d_c) with keys rows[0..n) (absolute positions b0.., already
@@ -1025,11 +1022,11 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
 
     /* queries (or their low-rank part) and the latent with the rope key: one job group */
     {
-        const mm_job proj[2] = {
-            st->d_q ? (mm_job){&ly->attn_q_a, 0, st->h, T, d, st->qa, st->d_q}
-                    : (mm_job){&ly->attn_q, 0, st->h, T, d, st->q, (int64_t)qld},
+        const ds_mm_job proj[2] = {
+            st->d_q ? (ds_mm_job){&ly->attn_q_a, 0, st->h, T, d, st->qa, st->d_q}
+                    : (ds_mm_job){&ly->attn_q, 0, st->h, T, d, st->q, (int64_t)qld},
             {&ly->attn_kv_a_mqa, 0, st->h, T, d, st->kvr, W}};
-        TRY(run_jobs(st, proj, 2, err));
+        TRY(ds_mm_run_jobs(st->mm, proj, 2, err));
     }
     if (st->d_q) {
         for (uint32_t t = 0; t < T; t++)
@@ -1076,12 +1073,6 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
     return DS_OK;
 }
 
-/* Independent products of few rows in one OpenMP region (ds_mm_run_jobs, lib/kernels/mm.c). */
-static ds_status run_jobs(ds2_state *st, const mm_job *jobs, int n, ds_err *err)
-{
-    return ds_mm_run_jobs(st->mm, jobs, n, err);
-}
-
 /* The MoE block of a few tokens (T <= moe_tmax, several threads: decode, batched decode) as
  * two job groups: the gate and up products of every selected expert and of the shared expert,
  * then their down products (an expert or shared product of more than 4 rows (MM_JOB_MAX_M) runs
@@ -1094,7 +1085,7 @@ static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
     const ds2_lstate *ls = &st->ls[l];
     const uint32_t d = st->d, E = st->E, F = st->n_exp_ff, sw = ls->sh_width;
     const uint32_t n_asg = st->off[E];
-    mm_job *jobs = st->jobs;
+    ds_mm_job *jobs = st->jobs;
     int n = 0;
     for (uint32_t j = 0; j < n_asg; j++)
         memcpy(st->xgk + (size_t)j * d, st->h + (size_t)st->gtok[j] * d,
@@ -1103,16 +1094,16 @@ static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
         const uint32_t a = st->off[e], cnt = st->off[e + 1] - a;
         if (cnt == 0)
             continue;
-        jobs[n++] = (mm_job){&ly->ffn_gate_exps, e, st->xgk + (size_t)a * d, cnt, d,
+        jobs[n++] = (ds_mm_job){&ly->ffn_gate_exps, e, st->xgk + (size_t)a * d, cnt, d,
                              st->fgk + (size_t)a * F, F};
-        jobs[n++] = (mm_job){&ly->ffn_up_exps, e, st->xgk + (size_t)a * d, cnt, d,
+        jobs[n++] = (ds_mm_job){&ly->ffn_up_exps, e, st->xgk + (size_t)a * d, cnt, d,
                              st->fuk + (size_t)a * F, F};
     }
     if (sw) {
-        jobs[n++] = (mm_job){&ly->ffn_gate_shexp, 0, st->h, T, d, st->fg, sw};
-        jobs[n++] = (mm_job){&ly->ffn_up_shexp, 0, st->h, T, d, st->fu, sw};
+        jobs[n++] = (ds_mm_job){&ly->ffn_gate_shexp, 0, st->h, T, d, st->fg, sw};
+        jobs[n++] = (ds_mm_job){&ly->ffn_up_shexp, 0, st->h, T, d, st->fu, sw};
     }
-    TRY(run_jobs(st, jobs, n, err));
+    TRY(ds_mm_run_jobs(st->mm, jobs, n, err));
     ds_silu_mul(st->fgk, st->fgk, st->fuk, (int64_t)n_asg * F);
     if (sw)
         ds_silu_mul(st->fg, st->fg, st->fu, (int64_t)T * sw);
@@ -1121,12 +1112,12 @@ static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
         const uint32_t a = st->off[e], cnt = st->off[e + 1] - a;
         if (cnt == 0)
             continue;
-        jobs[n++] = (mm_job){&ly->ffn_down_exps, e, st->fgk + (size_t)a * F, cnt, F,
+        jobs[n++] = (ds_mm_job){&ly->ffn_down_exps, e, st->fgk + (size_t)a * F, cnt, F,
                              st->dgk + (size_t)a * d, d};
     }
     if (sw)
-        jobs[n++] = (mm_job){&ly->ffn_down_shexp, 0, st->fg, T, sw, st->dg, d};
-    TRY(run_jobs(st, jobs, n, err));
+        jobs[n++] = (ds_mm_job){&ly->ffn_down_shexp, 0, st->fg, T, sw, st->dg, d};
+    TRY(ds_mm_run_jobs(st->mm, jobs, n, err));
     memset(st->tmp, 0, (size_t)T * d * sizeof(float));
     for (uint32_t j = 0; j < n_asg; j++)
         ds_axpy_f32(st->tmp + (size_t)st->gtok[j] * d, st->gw[j], st->dgk + (size_t)j * d, d);
@@ -1236,8 +1227,8 @@ static ds_status swiglu(ds2_state *st, const ds_weight *g, const ds_weight *u,
                         uint32_t M, float *Y, ds_err *err)
 {
     const uint32_t d = st->d;
-    const mm_job gu[2] = {{g, expert, X, M, d, st->fg, width}, {u, expert, X, M, d, st->fu, width}};
-    TRY(run_jobs(st, gu, 2, err));
+    const ds_mm_job gu[2] = {{g, expert, X, M, d, st->fg, width}, {u, expert, X, M, d, st->fu, width}};
+    TRY(ds_mm_run_jobs(st->mm, gu, 2, err));
     silu_mul_par(st, st->fg, st->fu, (int64_t)M * width);
     MMJ(dn, expert, st->fg, M, width, Y, d);
     return DS_OK;

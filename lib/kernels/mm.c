@@ -1046,7 +1046,7 @@ ds_status ds_mm_run_rows(ds_mm *mm, const ds_weight *W, int64_t expert, int64_t 
     const int64_t K = W->ne[0], N = W->ne[1];
     const char *wbase = (const char *)W->data + ((size_t)expert * N + n0) * W->row_bytes;
     int64_t Nr = n1 - n0;
-    /* inside a parallel region (run_jobs, per-head and per-expert loops) the call gets one
+    /* inside a parallel region (job pieces, per-head and per-expert loops) the call gets one
      * thread: the nested region would have one anyway, and oneDNN must know it */
     int nthr = mm->n_threads;
 #ifdef _OPENMP
@@ -1078,6 +1078,34 @@ ds_status ds_mm_run(ds_mm *mm, const ds_weight *W, int64_t expert, const float *
     if (!W)
         return ds_err_set(err, DS_ERR_INVALID_ARG, "ds_mm_run: W is NULL");
     return ds_mm_run_rows(mm, W, expert, 0, W->ne[1], X, M, ldx, Y, ldy, err);
+}
+
+/* ---- direct GEMV calls (ds_mm_run_heads, ds_mm_run_jobs) ----------------------------------- */
+
+/* The int8 GEMV kernel that serves W for M rows straight from its row layout (what ds_mm_run
+ * would call), or NULL where ds_mm_run takes another path (f32, oneDNN, R16). */
+static ds_gemv_q8_fn mm_direct_q8(ds_mm *mm, const ds_weight *W, int64_t M)
+{
+    if (W->layout != DS_LAYOUT_ROWS || ds_mm_path_of(mm, W->type, M) != DS_MM_GEMV_Q8)
+        return NULL;
+    return ds_pick_gemv_q8(ds_type_kernels_get(W->type), ds_mm_isa(mm));
+}
+
+/* Bytes of M quantized activation rows of K, rounded up so that the next buffer stays 64-byte
+ * aligned. */
+static size_t qact_bytes64(ds_act_kind act, int64_t M, int64_t K)
+{
+    return (ds_qact_size(act, M, K) + 63) & ~(size_t)63;
+}
+
+/* The first error of a parallel loop: *first / *first_err keep it, later ones are dropped. */
+static void keep_first_err(ds_status *first, ds_err *first_err, ds_status s, const ds_err *e)
+{
+    MM_OMP("omp critical(ds_mm_first_err)")
+    if (*first == DS_OK) {
+        *first = s;
+        *first_err = *e;
+    }
 }
 
 /* Per-head products in one OpenMP loop over heads (static: thread t takes a contiguous range
@@ -1119,15 +1147,9 @@ ds_status ds_mm_run_heads(ds_mm *mm, const ds_weight *W, int64_t n_heads, const 
     int nt = nthr > 1 && n_heads > 1 && macs >= MM_HEADS_PAR_MIN_MACS ? nthr : 1;
     if (nt > n_heads)
         nt = (int)n_heads;
-    ds_gemv_q8_fn q8 = ds_mm_path_of(mm, W->type, M) == DS_MM_GEMV_Q8 &&
-                               W->layout == DS_LAYOUT_ROWS
-                           ? ds_pick_gemv_q8(tk, isa)
-                           : NULL;
-    ds_status first = DS_OK;
-    ds_err first_err;
-    ds_err_clear(&first_err);
+    const ds_gemv_q8_fn q8 = mm_direct_q8(mm, W, M);
     if (q8) {
-        const size_t xs = (ds_qact_size(tk->act, M, K) + 63) & ~(size_t)63;
+        const size_t xs = qact_bytes64(tk->act, M, K);
         mm_slot *slot = slot_get(mm);
         if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap, (size_t)n_heads * xs)) {
             slot_put(mm, slot);
@@ -1145,18 +1167,16 @@ ds_status ds_mm_run_heads(ds_mm *mm, const ds_weight *W, int64_t n_heads, const 
         slot_put(mm, slot);
         return DS_OK;
     }
+    ds_status first = DS_OK;
+    ds_err first_err;
+    ds_err_clear(&first_err);
     MM_OMP("omp parallel for schedule(static) num_threads(nt) if (nt > 1)")
     for (int64_t i = 0; i < n_heads; i++) {
         ds_err e;
         ds_err_clear(&e);
         ds_status st = ds_mm_run(mm, W, i, X + i * xh, M, ldx, Y + i * yh, ldy, &e);
-        if (st != DS_OK) {
-            MM_OMP("omp critical(ds_mm_heads_err)")
-            if (first == DS_OK) {
-                first = st;
-                first_err = e;
-            }
-        }
+        if (st != DS_OK)
+            keep_first_err(&first, &first_err, st, &e);
     }
     if (first != DS_OK && err)
         *err = first_err;
@@ -1204,32 +1224,31 @@ ds_status ds_mm_run_jobs(ds_mm *mm, const ds_mm_job *jobs, int n, ds_err *err)
         if (jb->m == 0)
             continue;
         left += (size_t)jb->w->ne[1] * jb->w->row_bytes;
-        if (ds_mm_path_of(mm, jb->w->type, jb->m) == DS_MM_GEMV_Q8 &&
-            jb->w->layout == DS_LAYOUT_ROWS)
-            xbytes += (ds_qact_size(tk->act, jb->m, jb->w->ne[0]) + 63) & ~(size_t)63;
+        if (mm_direct_q8(mm, jb->w, jb->m))
+            xbytes += qact_bytes64(tk->act, jb->m, jb->w->ne[0]);
     }
     if (left == 0)
         return DS_OK;
-    /* the slot's xbuf: n ds_qact (q == NULL: the job has no direct kernel), then the
-     * activations */
-    const size_t hdr = ((size_t)n * sizeof(ds_qact) + 63) & ~(size_t)63;
+    /* the slot's xbuf: per job its direct kernel (NULL: none) and quantized activation, then
+     * the activations */
+    typedef struct { ds_gemv_q8_fn q8; ds_qact xa; } job_act;
+    const size_t hdr = ((size_t)n * sizeof(job_act) + 63) & ~(size_t)63;
     mm_slot *slot = slot_get(mm);
     if (!slot || !buf_reserve(&slot->xbuf, &slot->xcap, hdr + xbytes)) {
         slot_put(mm, slot);
         return ds_err_set(err, DS_ERR_NO_MEMORY, "ds_mm_run_jobs: out of memory");
     }
-    ds_qact *xa = slot->xbuf;
+    job_act *ja = slot->xbuf;
     char *xq = (char *)slot->xbuf + hdr;
     for (int j = 0; j < n; j++) {
         const ds_mm_job *jb = &jobs[j];
-        xa[j] = (ds_qact){0};
-        if (jb->m == 0 || jb->m > MM_JOB_MAX_M || jb->w->layout != DS_LAYOUT_ROWS ||
-            ds_mm_path_of(mm, jb->w->type, jb->m) != DS_MM_GEMV_Q8)
+        ja[j].q8 = jb->m == 0 || jb->m > MM_JOB_MAX_M ? NULL : mm_direct_q8(mm, jb->w, jb->m);
+        if (!ja[j].q8)
             continue;
-        const ds_type_kernels *tk = ds_type_kernels_get(jb->w->type);
+        const ds_act_kind act = ds_type_kernels_get(jb->w->type)->act;
         const int64_t K = jb->w->ne[0];
-        ds_qact_quantize(isa, tk->act, jb->x, jb->m, jb->ldx, K, xq, &xa[j]);
-        xq += (ds_qact_size(tk->act, jb->m, K) + 63) & ~(size_t)63;
+        ds_qact_quantize(isa, act, jb->x, jb->m, jb->ldx, K, xq, &ja[j].xa);
+        xq += qact_bytes64(act, jb->m, K);
     }
     int cj = 0; /* cursor: job cj, row crow (guarded by the critical section) */
     int64_t crow = 0;
@@ -1269,25 +1288,20 @@ ds_status ds_mm_run_jobs(ds_mm *mm, const ds_mm_job *jobs, int n, ds_err *err)
         if (j < 0)
             break;
         const ds_mm_job *jb = &jobs[j];
-        if (xa[j].q) {
+        if (ja[j].q8) {
             const ds_weight *W = jb->w;
-            const ds_gemv_q8_fn q8 = ds_pick_gemv_q8(ds_type_kernels_get(W->type), isa);
             const char *w = (const char *)W->data +
                             ((size_t)jb->expert * (size_t)W->ne[1] + (size_t)n0) * W->row_bytes;
-            q8(w, W->row_bytes, n1 - n0, W->ne[0], &xa[j], (int)jb->m, jb->y + n0, jb->ldy);
+            ja[j].q8(w, W->row_bytes, n1 - n0, W->ne[0], &ja[j].xa, (int)jb->m, jb->y + n0,
+                     jb->ldy);
             continue;
         }
         ds_err e;
         ds_err_clear(&e);
         ds_status s = ds_mm_run_rows(mm, jb->w, jb->expert, n0, n1, jb->x, jb->m, jb->ldx,
                                      jb->y + n0, jb->ldy, &e);
-        if (s != DS_OK) {
-            MM_OMP("omp critical(ds_mm_job_err)")
-            if (first == DS_OK) {
-                first = s;
-                first_err = e;
-            }
-        }
+        if (s != DS_OK)
+            keep_first_err(&first, &first_err, s, &e);
     }
     omp_leave(prev, nthr);
     slot_put(mm, slot);

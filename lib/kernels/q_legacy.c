@@ -444,23 +444,20 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
     return fifth_bits_add_vnni(nibbles_vnni(p + 8), ds_rd32(p + 4));
 }
 
-/* Block layouts for LQ_Q8_BODY_W512: qs offset, qh offset (-1: none), c = -m (CMIN 1) or
- * c = IOFF * d (the offset folded into the int32 sums at the VNNI level). */
+/* Block layouts for LQ_Q8_BODY_W512: qs offset, qh offset (-1: none), and IOFF: c = IOFF * d
+ * (Q4_0, Q5_0; the offset folded into the int32 sums at the VNNI level), or 0: c = -m with the
+ * f16 m at byte 2 (Q4_1, Q5_1). */
 #define q4_0_QS 2
 #define q4_0_QH (-1)
-#define q4_0_CMIN 0
 #define q4_0_IOFF 8
 #define q4_1_QS 4
 #define q4_1_QH (-1)
-#define q4_1_CMIN 1
 #define q4_1_IOFF 0
 #define q5_0_QS 6
 #define q5_0_QH 2
-#define q5_0_CMIN 0
 #define q5_0_IOFF 16
 #define q5_1_QS 8
 #define q5_1_QH 4
-#define q5_1_CMIN 1
 #define q5_1_IOFF 0
 
 /* LQ_Q8_BODY for one activation row (NX = 1), NS weight rows at a time from NS equal parts of
@@ -476,9 +473,9 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
  * the results are identical. The scalar per-block work of a two-load-per-field form made the
  * kernel load- and issue-bound (BENCHMARKS.md, seventh session). The load is unmasked while its
  * 64 bytes stay inside the matrix (all but the last block pairs of the last rows): a masked load
- * cost 5-10 %. Block layout: qs at QS, the qh word at QH (< 0: none), the f16 m at 2 when CMIN
- * (c = -m), else c = IOFF * d. */
-#define LQ_Q8_BODY_W512(UNPACK, BB, QS, QH, CMIN, IOFF, ONE, NS)                            \
+ * cost 5-10 %. Block layout: qs at QS, the qh word at QH (< 0: none), the f16 m at 2 when
+ * IOFF == 0 (c = -m), else c = IOFF * d. */
+#define LQ_Q8_BODY_W512(UNPACK, BB, QS, QH, IOFF, ONE, NS)                                  \
     const int64_t nb = k / QK, q2 = nr / (NS);                                              \
     _Alignas(64) int16_t ix[4][32];                                                         \
     for (int j = 0; j < 32; j++) {                                                          \
@@ -542,7 +539,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q5_1_unpack_vnni(const uint8_t *p, float 
                     _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idd, v))); \
                 acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dv, xd01),  \
                                          acc[s]);                                           \
-                if (CMIN) {                                                                 \
+                if (!(IOFF)) { /* c = -m */                                                 \
                     const __m512 cv = _mm512_castsi512_ps(_mm512_xor_si512(                 \
                         _mm512_castps_si512(_mm512_cvtph_ps(                                \
                             _mm512_castsi512_si256(_mm512_permutexvar_epi16(imm, v)))),     \
@@ -653,7 +650,7 @@ DS_TARGET_AVX512BF16 static void pack16_lq_avx512bf16(lq_unpack_avx2_fn unpack, 
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { LQ_Q8_BODY_W512(NAME##_unpack_vnni, BB, NAME##_QS, NAME##_QH, NAME##_CMIN, NAME##_IOFF,  \
+    { LQ_Q8_BODY_W512(NAME##_unpack_vnni, BB, NAME##_QS, NAME##_QH, NAME##_IOFF,  \
                       NAME##_q8_vnni_1, LQ_STREAMS) }                                       \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
