@@ -743,29 +743,6 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_scales16(__m256i s16, __m512i sc[2])
     sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
 }
 
-/* Q4_K straight from the super-block's bytes: q[i] = chunks 2i (low nibbles of qs bytes
- * 32i .. 32i+31) and 2i+1 (their high nibbles); chunk c (groups 2c, 2c+1) has scale s[c], so
- * lane L of sc[h] is s[4h + L/2] (words 0-3) and s[4h + 2 + L/2] (words 4-7). */
-DS_TARGET_AVX512VNNI DS_INLINE void q4k_pk(const uint8_t *p, kq_pk *u)
-{
-    u->dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)ds_rd32(p)));
-    __m128i sc8, mn8;
-    q4k_sm8(p, &sc8, &mn8);
-    u->mn = q4k_group_mins(mn8);
-    const __m128i s16 = _mm_cvtepu8_epi16(sc8);
-    const __m512i i0 = _mm512_set_epi64(0x0003000300030003ll, 0x0001000100010001ll,
-                                        0x0003000300030003ll, 0x0001000100010001ll,
-                                        0x0002000200020002ll, 0x0000000000000000ll,
-                                        0x0002000200020002ll, 0x0000000000000000ll);
-    const __m512i i1 = _mm512_add_epi16(i0, _mm512_set1_epi16(4));
-    u->sc[0] = _mm512_permutexvar_epi16(i0, _mm512_castsi128_si512(s16));
-    u->sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi128_si512(s16));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), sr = halves_epi16(0, 4);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        u->q[i] = _mm512_and_si512(_mm512_srlv_epi16(dup256(p + 16 + 32 * i), sr), m4);
-}
-
 /* Q6_K straight from the super-block's bytes: ql bytes 64h .. 64h+63 hold chunks 4h and 4h+1
  * (low nibbles) and 4h+2, 4h+3 (high nibbles); qh bytes 32h .. 32h+31 hold bits 4-5 of all
  * four, chunk 4h+j in bits 2j, 2j+1 (a per-half shift of a broadcast takes each to its
@@ -905,6 +882,279 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4
             y + (NS) * q2, 1);
 
 
+/* ---- Q4_K's own 512-bit VNNI GEMV ---------------------------------------------------------
+ * Written against instruction count: on the 2-core AMD VM (Zen 5, ~3.4 GHz) the kq_pk body
+ * ran a Q4_K super-block in ~61 instructions (~20 of them general-purpose scale unpacking,
+ * 6 register copies for vpdpbusd's zeroed accumulators) at ~6 per cycle, so it was bound by
+ * issue, not by any one pipe. Here:
+ *   - the quants come from two plain 64-byte loads of qs: q[2j] = the low nibbles of qs bytes
+ *     64j .. 64j+63 (sub-block 4j in its lower 256 bits, 4j+2 in its upper), q[2j+1] their high
+ *     nibbles (4j+1, 4j+3); the activation quants are put in that order once per super-block
+ *     (q4k_xp, two vshufi64x2 per pair of vectors), shared by all the rows read with them;
+ *   - q x x by vpmaddubsw (u4 x s8 pairs, |sum| <= 3840: exact in i16), scaled by the i16
+ *     sub-block scales with vpmaddwd / vpdpwssd: no zeroed accumulators, no packing;
+ *   - the one-row kernel unpacks the scales and mins of its four streams' super-blocks together
+ *     in one 512-bit vector (q4k_hdr4: three vpshufb, two shifts, a blend, an and and a
+ *     vpternlogd), converts their four [d, dmin] pairs with one vcvtph2ps, and does the min
+ *     products (vpmaddwd of the mins with the activation's 32-element sums) two streams per
+ *     vector.
+ * A row's accumulators see the same operations lane by lane in the one-row and the batched
+ * kernel (the integer sums are exact, the f32 ones are the same products and FMAs in the same
+ * order): identical results. */
+
+/* The scale-vector indices of vpermw into the 16 words [sc0..7, mn0..7] of a super-block (at
+ * word off of the table), lined up with vpackssdw(dpbusd(q[2h]), dpbusd(q[2h+1])): lane L of
+ * idx[h] holds s[4h + 2(L/2)] in words 0-3 (from q[2h]) and s[4h + 1 + 2(L/2)] in words 4-7
+ * (from q[2h+1]). */
+DS_TARGET_AVX512VNNI DS_INLINE void q4k_idx(int off, __m512i idx[2])
+{
+    for (int h = 0; h < 2; h++) {
+        const long long a = off + 4 * h, w0 = a * 0x0001000100010001ll,
+                        w1 = (a + 1) * 0x0001000100010001ll, w2 = (a + 2) * 0x0001000100010001ll,
+                        w3 = (a + 3) * 0x0001000100010001ll;
+        idx[h] = _mm512_set_epi64(w3, w2, w3, w2, w1, w0, w1, w0);
+    }
+}
+
+/* The activation quants of a super-block in the quants' order: xp[2j] = elements 128j .. +31
+ * and 128j+64 .. +95, xp[2j+1] = 128j+32 .. +63 and 128j+96 .. +127. */
+DS_TARGET_AVX512VNNI DS_INLINE void q4k_xp(const int8_t *xq, __m512i xp[4])
+{
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+        const __m512i a = _mm512_loadu_si512((const void *)(xq + 128 * j));
+        const __m512i b = _mm512_loadu_si512((const void *)(xq + 128 * j + 64));
+        xp[2 * j] = _mm512_shuffle_i64x2(a, b, 0x44);
+        xp[2 * j + 1] = _mm512_shuffle_i64x2(a, b, 0xEE);
+    }
+}
+
+/* The activation's eight 32-element sums (from its sixteen 16-element bsums) as i16. */
+DS_TARGET_AVX512VNNI DS_INLINE __m128i q4k_bs32(const int16_t *bsums)
+{
+    const __m256i t = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums),
+                                        _mm256_set1_epi16(1));
+    return _mm_packs_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+}
+
+/* A super-block's quants (q4k_w.q) and scale vectors (sc[h] = vpermw(idx[h], W)). */
+typedef struct q4k_w {
+    __m512i q[4];
+    __m512i sc[2];
+} q4k_w;
+
+DS_TARGET_AVX512VNNI DS_INLINE void q4k_wq(const uint8_t *p, __m512i W, const __m512i idx[2],
+                                           q4k_w *u)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(p + 16 + 64 * j));
+        u->q[2 * j] = _mm512_and_si512(v, m4);
+        u->q[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        u->sc[j] = _mm512_permutexvar_epi16(idx[j], W);
+    }
+}
+
+/* sum over the super-block of scale x q x x as 16 exact i32 lanes (each u4 x s8 vpdpbusd lane
+ * sum is at most 4 x 15 x 128 = 7680 in size: exact through vpackssdw) */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q4k_isum(const q4k_w *u, const __m512i xp[4])
+{
+    const __m512i z = _mm512_setzero_si512();
+    __m512i isum[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i r0 = _mm512_dpbusd_epi32(z, u->q[2 * h], xp[2 * h]);
+        const __m512i r1 = _mm512_dpbusd_epi32(z, u->q[2 * h + 1], xp[2 * h + 1]);
+        isum[h] = _mm512_madd_epi16(_mm512_packs_epi32(r0, r1), u->sc[h]);
+    }
+    return _mm512_add_epi32(isum[0], isum[1]);
+}
+
+/* The scales and mins of four super-blocks (headers h_s in 128-bit lane s of h) as bytes:
+ * lane s = [sc0..7, mn0..7] (the q4k_sm8 values). In lane bytes 4-7 (S), 8-11 (M), 12-15 (L):
+ * sc i<4 = S_i & 63, sc 4+i = (L_i & 15) | (S_i >> 6) << 4, mn i<4 = M_i & 63,
+ * mn 4+i = (L_i >> 4) | (M_i >> 6) << 4. */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q4k_hdr4(__m512i h)
+{
+    const __m512i iA = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i iD = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m512i K = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        0x3F, 0x3F, 0x3F, 0x3F, 0x0F, 0x0F, 0x0F, 0x0F, 0x3F, 0x3F, 0x3F, 0x3F, 0x0F, 0x0F, 0x0F, 0x0F));
+    const __m512i A = _mm512_shuffle_epi8(h, iA);
+    const __m512i B = _mm512_shuffle_epi8(_mm512_srli_epi16(h, 4), iA);
+    const __m512i AB = _mm512_mask_blend_epi8(0xF000F000F000F000ull, A, B);
+    const __m512i D = _mm512_and_si512(_mm512_shuffle_epi8(_mm512_srli_epi16(h, 2), iD),
+                                       _mm512_set1_epi8(0x30));
+    return _mm512_ternarylogic_epi32(AB, K, D, 0xEA); /* (AB & K) | D */
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
+{
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Q4K_NX_BODY's stack copy of the activation rows in q4k_xp's order, with their 32-element
+ * sums, when NX x k fits (e.g. 4 rows of 2048): it saves each weight row four shuffles and the
+ * sums per activation row and super-block. */
+#define Q4K_XP_MAX 8192
+
+/* NX activation rows, one weight row at a time (the weights unpacked once for all rows). */
+#define Q4K_NX_BODY(NAME, BB)                                                               \
+    const int64_t nb = k / QK_K;                                                            \
+    __m512i idx[2];                                                                         \
+    q4k_idx(0, idx);                                                                        \
+    int8_t xpb[Q4K_XP_MAX] __attribute__((aligned(64)));                                    \
+    int16_t bsb[Q4K_XP_MAX / 32] __attribute__((aligned(16)));                              \
+    const bool pre = NX * k <= Q4K_XP_MAX;                                                  \
+    if (pre)                                                                                \
+        for (int m = 0; m < NX; m++)                                                        \
+            for (int64_t b = 0; b < nb; b++) {                                              \
+                __m512i xp[4];                                                              \
+                q4k_xp(xa->q + m * k + b * QK_K, xp);                                       \
+                for (int j = 0; j < 4; j++)                                                 \
+                    _mm512_store_si512((void *)(xpb + (m * nb + b) * QK_K + 64 * j), xp[j]); \
+                _mm_store_si128((__m128i *)(bsb + (m * nb + b) * 8),                        \
+                                q4k_bs32(xa->bsums + m * (k / 16) + 16 * b));               \
+            }                                                                               \
+    for (int64_t r = 0; r < nr; r++) {                                                      \
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
+        __m512 acc[DS_GEMV_NX];                                                             \
+        __m128 accm[DS_GEMV_NX];                                                            \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                              \
+            acc[m] = _mm512_setzero_ps();                                                   \
+            accm[m] = _mm_setzero_ps();                                                     \
+        }                                                                                   \
+        for (int64_t b = 0; b < nb; b++, p += (BB)) {                                       \
+            DS_PREFETCH_BLOCK(p, BB);                                                       \
+            __m128i sc8, mn8;                                                               \
+            q4k_sm8(p, &sc8, &mn8);                                                         \
+            const __m256i W = _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(sc8, mn8));           \
+            const __m128i mnw = _mm256_extracti128_si256(W, 1);                             \
+            const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)ds_rd32(p)));             \
+            q4k_w u;                                                                        \
+            q4k_wq(p, _mm512_castsi256_si512(W), idx, &u);                                  \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                __m512i xp[4];                                                              \
+                __m128i bs;                                                                 \
+                if (pre) {                                                                  \
+                    const int8_t *xb = xpb + (m * nb + b) * QK_K;                           \
+                    for (int j = 0; j < 4; j++)                                             \
+                        xp[j] = _mm512_load_si512((const void *)(xb + 64 * j));             \
+                    bs = _mm_load_si128((const __m128i *)(bsb + (m * nb + b) * 8));         \
+                } else {                                                                    \
+                    q4k_xp(xa->q + m * k + b * QK_K, xp);                                   \
+                    bs = q4k_bs32(xa->bsums + m * (k / 16) + 16 * b);                       \
+                }                                                                           \
+                const __m128i imin = _mm_madd_epi16(mnw, bs);                               \
+                const __m128 f = _mm_mul_ps(dd, _mm_set1_ps(xa->d[m * nb + b]));            \
+                acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4k_isum(&u, xp)),              \
+                                         _mm512_broadcastss_ps(f), acc[m]);                 \
+                accm[m] = _mm_fmadd_ps(_mm_cvtepi32_ps(imin), _mm_permute_ps(f, 0x55),      \
+                                       accm[m]);                                            \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
+            y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - q4k_hsum4(accm[m]);             \
+    }
+
+/* One activation row, four weight rows at a time from four equal parts of the row range (as
+ * KQ_PK_BODY_NS); the nr % 4 last rows through the NX = 1 kernel. Streams 2t and 2t+1 share
+ * the word table W[t] (their [sc, mn] words at 0-15 and 16-31) and the min accumulator accm[t]
+ * (their four lanes at 4-7 and 12-15). */
+#define Q4K_NS_BODY(NAME, BB)                                                               \
+    const int64_t nb = k / QK_K, q2 = nr / 4;                                               \
+    __m512i idx[2][2];                                                                      \
+    q4k_idx(0, idx[0]);                                                                     \
+    q4k_idx(16, idx[1]);                                                                    \
+    const __m512i mi[2] = {                                                                 \
+        _mm512_inserti64x4(_mm512_set1_epi32(1), _mm256_set1_epi32(3), 1),                  \
+        _mm512_inserti64x4(_mm512_set1_epi32(5), _mm256_set1_epi32(7), 1)};                 \
+    const __m512i di = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);  \
+    for (int64_t i = 0; i < q2; i++) {                                                      \
+        const uint8_t *p[4];                                                                \
+        __m512 acc[4], accm[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};                \
+        for (int s = 0; s < 4; s++) {                                                       \
+            p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
+            acc[s] = _mm512_setzero_ps();                                                   \
+        }                                                                                   \
+        __m512i Wn[2];                                                                      \
+        __m256 fn;                                                                          \
+        Q4K_HDR(0, Wn, fn);                                                                 \
+        for (int64_t b = 0; b < nb; b++) {                                                  \
+            const size_t o = (size_t)b * (BB);                                              \
+            const __m512i W[2] = {Wn[0], Wn[1]};                                            \
+            const __m256 f8 = fn;                                                           \
+            if (b + 1 < nb)                                                                 \
+                Q4K_HDR(b + 1, Wn, fn);                                                     \
+            __m512i xp[4];                                                                  \
+            q4k_xp(xa->q + b * QK_K, xp);                                                   \
+            float fb[8];                                                                    \
+            _mm256_storeu_ps(fb, f8);                                                       \
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) {                           \
+                DS_PREFETCH_BLOCK(p[s] + o, BB);                                            \
+                q4k_w u;                                                                    \
+                q4k_wq(p[s] + o, W[s / 2], idx[s % 2], &u);                                 \
+                const __m512i isum = q4k_isum(&u, xp);                                      \
+                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fb[2 * s]), \
+                                         acc[s]);                                           \
+            }                                                                               \
+            const __m512i bs = _mm512_broadcast_i64x4(_mm256_inserti128_si256(             \
+                _mm256_setzero_si256(), q4k_bs32(xa->bsums + 16 * b), 1));                  \
+            const __m512 f16 = _mm512_castps256_ps512(f8);                                  \
+            _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)                             \
+                accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(W[t], bs)),  \
+                                          _mm512_permutexvar_ps(mi[t], f16), accm[t]);      \
+        }                                                                                   \
+        float am[2][16];                                                                    \
+        _mm512_storeu_ps(am[0], accm[0]);                                                   \
+        _mm512_storeu_ps(am[1], accm[1]);                                                   \
+        for (int s = 0; s < 4; s++)                                                         \
+            y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]) -                                  \
+                            q4k_hsum4(_mm_loadu_ps(am[s / 2] + 4 + 8 * (s % 2)));           \
+    }                                                                                       \
+    if (nr > 4 * q2)                                                                        \
+        NAME##_q8_vnni_1((const uint8_t *)w + (size_t)(4 * q2) * rb, rb, nr - 4 * q2, k, xa,  \
+                         y + 4 * q2, 1);
+
+/* The headers of the four streams' super-blocks B: the word tables W[0], W[1] of Q4K_NS_BODY
+ * and F, their [d, dmin] x the activation's scale (f8[2s], f8[2s + 1] for stream s). */
+#define Q4K_HDR(B, W, F)                                                                    \
+    do {                                                                                    \
+        const size_t o_ = (size_t)(B) * Q4K_BYTES;                                          \
+        const __m256i h01_ = _mm256_inserti128_si256(                                       \
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p[0] + o_))),          \
+            _mm_loadu_si128((const __m128i *)(p[1] + o_)), 1);                              \
+        const __m256i h23_ = _mm256_inserti128_si256(                                       \
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p[2] + o_))),          \
+            _mm_loadu_si128((const __m128i *)(p[3] + o_)), 1);                              \
+        const __m512i h_ = _mm512_inserti64x4(_mm512_castsi256_si512(h01_), h23_, 1);       \
+        const __m512i T_ = q4k_hdr4(h_);                                                    \
+        (W)[0] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(T_));                          \
+        (W)[1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(T_, 1));                    \
+        (F) = _mm256_mul_ps(                                                                \
+            _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(di, h_))),      \
+            _mm256_set1_ps(xa->d[(B)]));                                                    \
+    } while (0)
+
+/* The VNNI bodies per type: the kq_pk ones, Q4_K its own. */
+#define KQ_PK_NX(NAME, BB) KQ_PK_BODY(NAME##_pk, BB)
+#define KQ_PK_NS(NAME, BB) KQ_PK_BODY_NS(NAME##_pk, BB, NAME##_q8_vnni_1, KQ_STREAMS)
+#define q2k_VNNI_NX KQ_PK_NX
+#define q2k_VNNI_NS KQ_PK_NS
+#define q3k_VNNI_NX KQ_PK_NX
+#define q3k_VNNI_NS KQ_PK_NS
+#define q4k_VNNI_NX Q4K_NX_BODY
+#define q4k_VNNI_NS Q4K_NS_BODY
+#define q5k_VNNI_NX KQ_PK_NX
+#define q5k_VNNI_NS KQ_PK_NS
+#define q6k_VNNI_NX KQ_PK_NX
+#define q6k_VNNI_NS KQ_PK_NS
+
 #endif /* DS_KERNELS_X86 */
 
 /* ---- instantiation ------------------------------------------------------------------------ */
@@ -939,11 +1189,11 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4
                                                          int64_t nr, int64_t k,             \
                                                          const ds_qact *xa, float *y,       \
                                                          int64_t ldy)                       \
-    { KQ_PK_BODY(NAME##_pk, BB) }                                                          \
+    { NAME##_VNNI_NX(NAME, BB) }                                                            \
     DS_GEMV_Q8_INSTANCES(NAME##_q8_vnni, DS_TARGET_AVX512VNNI, NAME##_q8_vnni_t)            \
     DS_TARGET_AVX512VNNI static void NAME##_q8_vnni_ns(const void *w, size_t rb, int64_t nr, \
                                                        int64_t k, const ds_qact *xa, float *y) \
-    { KQ_PK_BODY_NS(NAME##_pk, BB, NAME##_q8_vnni_1, KQ_STREAMS) }                          \
+    { NAME##_VNNI_NS(NAME, BB) }                                                            \
     static void NAME##_gemv_q8_avx512(DS_GEMV_Q8_PARAMS)                                    \
     {                                                                                       \
         if (ds_cpu_get()->avx512vnni && nx == 1)                                            \

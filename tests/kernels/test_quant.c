@@ -454,40 +454,48 @@ static void check_row_kernels(uint32_t type, int64_t K, int64_t N, int nx, kr_rn
 }
 
 /* The one-row decode kernels (four weight-row streams, two blocks per 512-bit vector) against
- * row 0 of a two-row call, bit for bit, on a large matrix: many streams' worth of rows (N not a
+ * every row of two- and four-row calls (the same activation row), bit for bit, on a large matrix: many streams' worth of rows (N not a
  * multiple of 4) and long rows, where the per-block scale and correction sums of every type
  * accumulate over many blocks (check_row_kernels' 19 rows catch fewer rounding paths). */
 static void test_row_bits_large(void **state)
 {
     (void)state;
     kr_rng r = {43};
+    /* 2 and 4 rows: Q4_K's batched VNNI kernel copies up to 8192 activation bytes to its stack
+     * (2 x 4096 here) and reads more in place (4 x 4096) */
+    const int nxs[] = {2, 4};
     for (size_t ti = 0; ti < KQ_N_TYPES; ti++) {
         const uint32_t type = kq_all_types[ti];
         const ds_type_kernels *tk = ds_type_kernels_get(type);
         const int64_t K = type >= KQ_Q2_K ? 4096 : 1440, N = 1003;
         qw t;
         qw_make(&t, type, K, N, 1, 77 + type);
-        float *x = malloc(sizeof(float) * 2 * K);
-        float *y1 = malloc(sizeof(float) * N), *y2 = malloc(sizeof(float) * 2 * N);
+        float *x = malloc(sizeof(float) * 4 * K);
+        float *y1 = malloc(sizeof(float) * N), *yn = malloc(sizeof(float) * 4 * N);
         for (int64_t i = 0; i < K; i++)
-            x[i] = x[K + i] = kr_uniform(&r) * 2.0f;
-        void *qbuf = aligned_alloc(64, (ds_qact_size(tk->act, 2, K) + 63) & ~(size_t)63);
+            x[i] = x[K + i] = x[2 * K + i] = x[3 * K + i] = kr_uniform(&r) * 2.0f;
+        void *qbuf = aligned_alloc(64, (ds_qact_size(tk->act, 4, K) + 63) & ~(size_t)63);
         for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
-            ds_qact xa;
-            ds_qact_quantize((ds_isa)isa, tk->act, x, 2, K, K, qbuf, &xa);
-            ds_pick_gemv_q8(tk, (ds_isa)isa)(t.data, t.w.row_bytes, N, K, &xa, 2, y2, N);
-            ds_qact x1 = ds_qact_rows(&xa, K, 0);
-            ds_pick_gemv_q8(tk, (ds_isa)isa)(t.data, t.w.row_bytes, N, K, &x1, 1, y1, N);
-            for (int64_t n = 0; n < N; n++)
-                if (memcmp(&y1[n], &y2[n], sizeof(float)) != 0)
-                    fail_msg("%s K=%lld isa %s: row %lld: one-row %.9g, two-row %.9g",
-                             kq_name(type), (long long)K, ds_isa_name((ds_isa)isa),
-                             (long long)n, y1[n], y2[n]);
+            for (size_t ni = 0; ni < sizeof nxs / sizeof nxs[0]; ni++) {
+                const int nx = nxs[ni];
+                ds_qact xa;
+                ds_qact_quantize((ds_isa)isa, tk->act, x, nx, K, K, qbuf, &xa);
+                ds_pick_gemv_q8(tk, (ds_isa)isa)(t.data, t.w.row_bytes, N, K, &xa, nx, yn, N);
+                ds_qact x1 = ds_qact_rows(&xa, K, 0);
+                ds_pick_gemv_q8(tk, (ds_isa)isa)(t.data, t.w.row_bytes, N, K, &x1, 1, y1, N);
+                for (int m = 0; m < nx; m++)
+                    for (int64_t n = 0; n < N; n++)
+                        if (memcmp(&y1[n], &yn[m * N + n], sizeof(float)) != 0)
+                            fail_msg("%s K=%lld isa %s: row %lld: one-row %.9g, row %d of %d "
+                                     "%.9g",
+                                     kq_name(type), (long long)K, ds_isa_name((ds_isa)isa),
+                                     (long long)n, y1[n], m, nx, yn[m * N + n]);
+            }
         }
         free(qbuf);
         free(x);
         free(y1);
-        free(y2);
+        free(yn);
         qw_free(&t);
     }
 }
