@@ -743,26 +743,22 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_scales16(__m256i s16, __m512i sc[2])
     sc[1] = _mm512_permutexvar_epi16(i1, _mm512_castsi256_si512(s16));
 }
 
-/* Q6_K straight from the super-block's bytes: ql bytes 64h .. 64h+63 hold chunks 4h and 4h+1
- * (low nibbles) and 4h+2, 4h+3 (high nibbles); qh bytes 32h .. 32h+31 hold bits 4-5 of all
- * four, chunk 4h+j in bits 2j, 2j+1 (a per-half shift of a broadcast takes each to its
- * chunk). */
-DS_TARGET_AVX512VNNI DS_INLINE void q6k_pk(const uint8_t *p, kq_pk *u)
+/* Q6_K's quants straight from the super-block's bytes, in element order (q[i] = elements
+ * 64i .. 64i+63): ql bytes 64h .. 64h+63 hold chunks 4h and 4h+1 (low nibbles) and 4h+2, 4h+3
+ * (high nibbles); qh bytes 32h .. 32h+31 hold bits 4-5 of all four, chunk 4h+j in bits 2j,
+ * 2j+1 (a per-half shift of a broadcast takes each to its chunk). */
+DS_TARGET_AVX512VNNI DS_INLINE void q6k_q(const uint8_t *p, __m512i q[4])
 {
-    u->dd = _mm_set1_ps(_cvtsh_ss(ds_rd16(p + 208)));
-    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
-    u->mn = _mm256_slli_epi16(s16, 5);
-    kq_pk_scales16(s16, u->sc);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i sl = halves_epi16(4, 2), sr = halves_epi16(0, 2);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m512i a = _mm512_loadu_si512((const void *)(p + 64 * h));
         const __m512i hb = dup256(p + 128 + 32 * h);
-        u->q[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4),
-                                      _mm512_and_si512(_mm512_sllv_epi16(hb, sl), m30));
-        u->q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
-                                          _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30));
+        q[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4),
+                                   _mm512_and_si512(_mm512_sllv_epi16(hb, sl), m30));
+        q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                       _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30));
     }
 }
 
@@ -1141,7 +1137,154 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
             _mm256_set1_ps(xa->d[(B)]));                                                    \
     } while (0)
 
-/* The VNNI bodies per type: the kq_pk ones, Q4_K its own. */
+/* ---- Q6_K's own 512-bit VNNI GEMV ---------------------------------------------------------
+ * Q6_K's quants are q - 32 with q in 0..63. Instead of a second product for the -32 (the
+ * kq_pk bodies' min term: a vpmaddwd of the activation's 16-element sums with 32 x the scales,
+ * its own f32 accumulator and conversions), every 4-byte lane of the vpdpbusd starts at -32 x
+ * the sum of its four activation quants: the lane then holds sum((q - 32) x), at most
+ * 4 x 32 x 128 = 16384 in size, exact through vpackssdw. Those start vectors (q6k_off) depend
+ * on the activation only: once per super-block for the four streams of the one-row kernel;
+ * the batched kernel keeps them, with the activation, in a stack copy of at most 8 KiB. The
+ * one-row kernel also converts its four streams' d with one vcvtph2ps, and loads the next
+ * super-block's scales while it multiplies the current one's. Lane by lane every row sees the
+ * same operations in both kernels: identical results. */
+
+/* -32 x the sum of each 4-byte lane of the activation quants x */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q6k_off(__m512i x)
+{
+    return _mm512_sub_epi32(_mm512_setzero_si512(),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32), x));
+}
+
+/* sum over the super-block of scale x (q - 32) x x as 16 exact i32 lanes: q from q6k_q, the
+ * scale vectors sc (kq_pk_scales16 of its 16 scales), the activation quants x and their
+ * q6k_off vectors. */
+DS_TARGET_AVX512VNNI DS_INLINE __m512i q6k_isum(const __m512i q[4], const __m512i sc[2],
+                                                const __m512i x[4], const __m512i off[4])
+{
+    __m512i isum[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i r0 = _mm512_dpbusd_epi32(off[2 * h], q[2 * h], x[2 * h]);
+        const __m512i r1 = _mm512_dpbusd_epi32(off[2 * h + 1], q[2 * h + 1], x[2 * h + 1]);
+        isum[h] = _mm512_madd_epi16(_mm512_packs_epi32(r0, r1), sc[h]);
+    }
+    return _mm512_add_epi32(isum[0], isum[1]);
+}
+
+DS_TARGET_AVX512VNNI DS_INLINE __m256i q6k_s16(const uint8_t *p)
+{
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+}
+
+/* NX activation rows, one weight row at a time. Here the weights are shared and the rows are
+ * not, so the same lane sums come the other way round: vpdpbusd of the activation quants + 128
+ * (unsigned) with q - 32 (signed), started at -128 x the lane's sum of q - 32 (per weight
+ * super-block, for all rows). Exact integers either way: identical results. The activation + 128
+ * goes to a stack copy when NX x k <= Q4K_XP_MAX. */
+#define Q6K_NX_BODY(NAME, BB)                                                               \
+    const int64_t nb = k / QK_K;                                                            \
+    const __m512i x80 = _mm512_set1_epi8((char)0x80), m32 = _mm512_set1_epi8(32);           \
+    const __m512i c16k = _mm512_set1_epi32(16384);                                          \
+    int8_t xpb[Q4K_XP_MAX] __attribute__((aligned(64)));                                    \
+    const bool pre = NX * k <= Q4K_XP_MAX;                                                  \
+    if (pre)                                                                                \
+        for (int64_t e = 0; e < NX * k; e += 64)                                            \
+            _mm512_store_si512((void *)(xpb + e),                                           \
+                               _mm512_xor_si512(_mm512_loadu_si512((const void *)(xa->q + e)), \
+                                                x80));                                      \
+    for (int64_t r = 0; r < nr; r++) {                                                      \
+        const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;                             \
+        __m512 acc[DS_GEMV_NX];                                                             \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) acc[m] = _mm512_setzero_ps();  \
+        for (int64_t b = 0; b < nb; b++, p += (BB)) {                                       \
+            DS_PREFETCH_BLOCK(p, BB);                                                       \
+            __m512i q[4], c[4], sc[2];                                                      \
+            q6k_q(p, q);                                                                    \
+            for (int j = 0; j < 4; j++) { /* -128 x sum(q - 32) = 16384 - 128 x sum(q) */  \
+                c[j] = _mm512_dpbusd_epi32(c16k, q[j], x80);                                \
+                q[j] = _mm512_sub_epi8(q[j], m32);                                          \
+            }                                                                               \
+            kq_pk_scales16(q6k_s16(p), sc);                                                 \
+            const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)ds_rd16(p + 208)));       \
+            _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++) {                          \
+                __m512i xu[4];                                                              \
+                for (int j = 0; j < 4; j++) {                                               \
+                    const int64_t e = m * k + b * QK_K + 64 * j;                            \
+                    xu[j] = pre ? _mm512_load_si512((const void *)(xpb + e))                \
+                                : _mm512_xor_si512(                                         \
+                                      _mm512_loadu_si512((const void *)(xa->q + e)), x80);  \
+                }                                                                           \
+                __m512i is[2];                                                              \
+                for (int h = 0; h < 2; h++) {                                               \
+                    const __m512i r0 = _mm512_dpbusd_epi32(c[2 * h], xu[2 * h], q[2 * h]);  \
+                    const __m512i r1 =                                                      \
+                        _mm512_dpbusd_epi32(c[2 * h + 1], xu[2 * h + 1], q[2 * h + 1]);     \
+                    is[h] = _mm512_madd_epi16(_mm512_packs_epi32(r0, r1), sc[h]);           \
+                }                                                                           \
+                const __m128 f = _mm_mul_ps(dd, _mm_set1_ps(xa->d[m * nb + b]));            \
+                acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(is[0], is[1])), \
+                                         _mm512_broadcastss_ps(f), acc[m]);                 \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
+            y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]);                                  \
+    }
+
+/* One activation row, four weight rows at a time from four equal parts of the row range (as
+ * KQ_PK_BODY_NS); the nr % 4 last rows through the NX = 1 kernel. */
+#define Q6K_NS_BODY(NAME, BB)                                                               \
+    const int64_t nb = k / QK_K, q2 = nr / 4;                                               \
+    for (int64_t i = 0; i < q2; i++) {                                                      \
+        const uint8_t *p[4];                                                                \
+        __m512 acc[4];                                                                      \
+        for (int s = 0; s < 4; s++) {                                                       \
+            p[s] = (const uint8_t *)w + (size_t)(s * q2 + i) * rb;                          \
+            acc[s] = _mm512_setzero_ps();                                                   \
+        }                                                                                   \
+        __m128 fn;                                                                          \
+        Q6K_HDR(0, fn);                                                                     \
+        for (int64_t b = 0; b < nb; b++) {                                                  \
+            const size_t o = (size_t)b * (BB);                                              \
+            float fb[4];                                                                    \
+            _mm_storeu_ps(fb, fn);                                                          \
+            if (b + 1 < nb)                                                                 \
+                Q6K_HDR(b + 1, fn);                                                         \
+            __m512i x[4], off[4];                                                           \
+            for (int j = 0; j < 4; j++) {                                                   \
+                x[j] = _mm512_loadu_si512((const void *)(xa->q + b * QK_K + 64 * j));       \
+                off[j] = q6k_off(x[j]);                                                     \
+            }                                                                               \
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) {                           \
+                DS_PREFETCH_BLOCK(p[s] + o, BB);                                            \
+                __m512i q[4], sc[2];                                                        \
+                q6k_q(p[s] + o, q);                                                         \
+                kq_pk_scales16(q6k_s16(p[s] + o), sc);                                      \
+                acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q6k_isum(q, sc, x, off)),       \
+                                         _mm512_set1_ps(fb[s]), acc[s]);                    \
+            }                                                                               \
+        }                                                                                   \
+        for (int s = 0; s < 4; s++)                                                         \
+            y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]);                                   \
+    }                                                                                       \
+    if (nr > 4 * q2)                                                                        \
+        NAME##_q8_vnni_1((const uint8_t *)w + (size_t)(4 * q2) * rb, rb, nr - 4 * q2, k, xa,  \
+                         y + 4 * q2, 1);
+
+/* The d of the four streams' super-blocks B x the activation's scale (F, lane s), for
+ * Q6K_NS_BODY. */
+#define Q6K_HDR(B, F)                                                                       \
+    do {                                                                                    \
+        const size_t o_ = (size_t)(B) * Q6K_BYTES;                                          \
+        uint64_t d_ = 0;                                                                    \
+        for (int s_ = 0; s_ < 4; s_++) {                                                    \
+            d_ |= (uint64_t)ds_rd16(p[s_] + o_ + 208) << (16 * s_);                         \
+        }                                                                                   \
+        (F) = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)d_)),                    \
+                         _mm_set1_ps(xa->d[(B)]));                                          \
+    } while (0)
+
+/* The VNNI bodies per type: the kq_pk ones, Q4_K and Q6_K their own. */
 #define KQ_PK_NX(NAME, BB) KQ_PK_BODY(NAME##_pk, BB)
 #define KQ_PK_NS(NAME, BB) KQ_PK_BODY_NS(NAME##_pk, BB, NAME##_q8_vnni_1, KQ_STREAMS)
 #define q2k_VNNI_NX KQ_PK_NX
@@ -1152,8 +1295,8 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
 #define q4k_VNNI_NS Q4K_NS_BODY
 #define q5k_VNNI_NX KQ_PK_NX
 #define q5k_VNNI_NS KQ_PK_NS
-#define q6k_VNNI_NX KQ_PK_NX
-#define q6k_VNNI_NS KQ_PK_NS
+#define q6k_VNNI_NX Q6K_NX_BODY
+#define q6k_VNNI_NS Q6K_NS_BODY
 
 #endif /* DS_KERNELS_X86 */
 
