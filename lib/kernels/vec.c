@@ -189,12 +189,18 @@ DS_TARGET_AVX512 DS_INLINE void dot_nh_avx512(const float *q, int64_t ldq, const
             _mm512_add_ps(_mm512_add_ps(a[j][0], a[j][1]), _mm512_add_ps(a[j][2], a[j][3])));
 }
 
+#define DOT_HEADS_PF_ROWS 8
 DS_TARGET_AVX512 static void dot_heads_avx512(const float *q, int nh, int64_t ldq,
                                               const float *rows, int n, int64_t ldr, int64_t len,
                                               float scale, float *sc, int64_t lds)
 {
     for (int s = 0; s < n; s++) {
         const float *b = rows + (int64_t)s * ldr;
+        /* the row DOT_HEADS_PF_ROWS ahead (the cache's rows come from DRAM at decode: the
+         * weights stream through every cache between two tokens) */
+        const char *pf = (const char *)(b + DOT_HEADS_PF_ROWS * ldr);
+        for (int64_t o = 0; o < len * (int64_t)sizeof(float); o += 64)
+            __builtin_prefetch(pf + o, 0, 3);
         float d[4];
         for (int h = 0; h < nh; h += 4) {
             const int k = nh - h < 4 ? nh - h : 4;
