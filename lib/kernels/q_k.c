@@ -879,21 +879,23 @@ DS_TARGET_AVX512VNNI DS_INLINE void kq_pk_dot(const kq_pk *u, const __m512i xs[4
 
 
 /* ---- Q4_K's own 512-bit VNNI GEMV ---------------------------------------------------------
- * Written against instruction count: on the 2-core AMD VM (Zen 5, ~3.4 GHz) the kq_pk body
- * ran a Q4_K super-block in ~61 instructions (~20 of them general-purpose scale unpacking,
- * 6 register copies for vpdpbusd's zeroed accumulators) at ~6 per cycle, so it was bound by
- * issue, not by any one pipe. Here:
+ * On the 2-core AMD VM (Zen 5, ~3.45 GHz; BENCHMARKS.md, ninth session) the kq_pk body ran a
+ * Q4_K super-block in ~61 instructions (~20 of them general-purpose scale unpacking) at ~6 per
+ * cycle, bound by issue rather than by one pipe, and its scale unpacking sat at the head of a
+ * ~50-cycle dependency chain in every super-block. Here:
  *   - the quants come from two plain 64-byte loads of qs: q[2j] = the low nibbles of qs bytes
  *     64j .. 64j+63 (sub-block 4j in its lower 256 bits, 4j+2 in its upper), q[2j+1] their high
  *     nibbles (4j+1, 4j+3); the activation quants are put in that order once per super-block
  *     (q4k_xp, two vshufi64x2 per pair of vectors), shared by all the rows read with them;
- *   - q x x by vpmaddubsw (u4 x s8 pairs, |sum| <= 3840: exact in i16), scaled by the i16
- *     sub-block scales with vpmaddwd / vpdpwssd: no zeroed accumulators, no packing;
+ *   - q x x as in kq_pk_dot: vpdpbusd lane sums, two narrowed into one vector by vpackssdw and
+ *     scaled by the i16 sub-block scales (vpmaddwd);
  *   - the one-row kernel unpacks the scales and mins of its four streams' super-blocks together
  *     in one 512-bit vector (q4k_hdr4: three vpshufb, two shifts, a blend, an and and a
- *     vpternlogd), converts their four [d, dmin] pairs with one vcvtph2ps, and does the min
- *     products (vpmaddwd of the mins with the activation's 32-element sums) two streams per
- *     vector.
+ *     vpternlogd) one super-block ahead, converts their four [d, dmin] pairs with one
+ *     vcvtph2ps, and does the min products (vpmaddwd of the mins with the activation's
+ *     32-element sums) two streams per vector;
+ *   - the batched kernel (2-4 activation rows) keeps the reordered activation and its sums in
+ *     a stack copy when they fit in KQ_XCOPY_MAX bytes.
  * A row's accumulators see the same operations lane by lane in the one-row and the batched
  * kernel (the integer sums are exact, the f32 ones are the same products and FMAs in the same
  * order): identical results. */
@@ -933,7 +935,8 @@ DS_TARGET_AVX512VNNI DS_INLINE __m128i q4k_bs32(const int16_t *bsums)
     return _mm_packs_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
 }
 
-/* A super-block's quants (q4k_w.q) and scale vectors (sc[h] = vpermw(idx[h], W)). */
+/* A super-block's quants in the order above and its scale vectors (sc[h] = vpermw(idx[h], W)
+ * for the word table W of its [sc0..7, mn0..7]). */
 typedef struct q4k_w {
     __m512i q[4];
     __m512i sc[2];
@@ -994,19 +997,19 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
     return _mm_cvtss_f32(s);
 }
 
-/* Q4K_NX_BODY's stack copy of the activation rows in q4k_xp's order, with their 32-element
- * sums, when NX x k fits (e.g. 4 rows of 2048): it saves each weight row four shuffles and the
- * sums per activation row and super-block. */
-#define Q4K_XP_MAX 8192
+/* Bytes of the stack copy of the activation rows that the batched Q4_K and Q6_K kernels
+ * keep when NX x k fits (e.g. 4 rows of 2048): Q4_K's in q4k_xp's order with their 32-element
+ * sums (four shuffles and the sums saved per weight row and super-block), Q6_K's + 128. */
+#define KQ_XCOPY_MAX 8192
 
 /* NX activation rows, one weight row at a time (the weights unpacked once for all rows). */
 #define Q4K_NX_BODY(NAME, BB)                                                               \
     const int64_t nb = k / QK_K;                                                            \
     __m512i idx[2];                                                                         \
     q4k_idx(0, idx);                                                                        \
-    int8_t xpb[Q4K_XP_MAX] __attribute__((aligned(64)));                                    \
-    int16_t bsb[Q4K_XP_MAX / 32] __attribute__((aligned(16)));                              \
-    const bool pre = NX * k <= Q4K_XP_MAX;                                                  \
+    int8_t xpb[KQ_XCOPY_MAX] __attribute__((aligned(64)));                                    \
+    int16_t bsb[KQ_XCOPY_MAX / 32] __attribute__((aligned(16)));                              \
+    const bool pre = NX * k <= KQ_XCOPY_MAX;                                                  \
     if (pre)                                                                                \
         for (int m = 0; m < NX; m++)                                                        \
             for (int64_t b = 0; b < nb; b++) {                                              \
@@ -1181,13 +1184,13 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q6k_s16(const uint8_t *p)
  * not, so the same lane sums come the other way round: vpdpbusd of the activation quants + 128
  * (unsigned) with q - 32 (signed), started at -128 x the lane's sum of q - 32 (per weight
  * super-block, for all rows). Exact integers either way: identical results. The activation + 128
- * goes to a stack copy when NX x k <= Q4K_XP_MAX. */
+ * goes to a stack copy when NX x k <= KQ_XCOPY_MAX. */
 #define Q6K_NX_BODY(NAME, BB)                                                               \
     const int64_t nb = k / QK_K;                                                            \
     const __m512i x80 = _mm512_set1_epi8((char)0x80), m32 = _mm512_set1_epi8(32);           \
     const __m512i c16k = _mm512_set1_epi32(16384);                                          \
-    int8_t xpb[Q4K_XP_MAX] __attribute__((aligned(64)));                                    \
-    const bool pre = NX * k <= Q4K_XP_MAX;                                                  \
+    int8_t xpb[KQ_XCOPY_MAX] __attribute__((aligned(64)));                                    \
+    const bool pre = NX * k <= KQ_XCOPY_MAX;                                                  \
     if (pre)                                                                                \
         for (int64_t e = 0; e < NX * k; e += 64)                                            \
             _mm512_store_si512((void *)(xpb + e),                                           \
