@@ -34,7 +34,9 @@
  * tokens (decode, and every row of a batched decode) use the per-(token, head) loops over key
  * blocks of ATT_BLOCK rows (attend_core): an f32 cache is read in place, an f16/bf16 cache is
  * converted to f32 in segments of ATT_SEG rows shared by all heads, OpenMP parallelises over
- * (token, head) pairs. The per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
+ * (token, head) pairs. With an f32 cache, a token with at least ATT_SPLIT_MIN keys attends over
+ * the two halves of its keys as two jobs (split at a multiple of ATT_BLOCK fixed by its
+ * position), merged afterwards: at decode each thread streams half of the cache. The per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
  *
  * Products of a few rows (decode) that do not depend on each other run as one job group
  * (ds_mm_run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
@@ -71,6 +73,9 @@
 #define ATT_BLOCK 64   /* online-softmax block (absolute positions) */
 #define ATT_SEG 1024   /* rows of an f16/bf16 cache converted to f32 at a time */
 #define ATT_HGROUP 8   /* heads of a token that attend_rows_heads takes together */
+/* attend_core, f32 cache: a token that sees at least ATT_SPLIT_MIN keys attends over two halves
+ * of them (split at a multiple of ATT_BLOCK) as separate jobs, merged afterwards */
+#define ATT_SPLIT_MIN 256
 #define ATT_KB 128     /* keys per block of the matmul attention (absolute positions) */
 #define ATT_QROWS 1024 /* (token, head) rows per query tile of the matmul attention */
 #define ATT_MM_MIN_T 8 /* chunks of at least this many tokens use the matmul attention */
@@ -123,6 +128,8 @@ struct ds2_state {
     float *qc;     /* [B][H][W] */
     float *ctx;    /* [B][H][d_c] */
     float *ml;     /* [B][H][2] running max and sum */
+    float *ctx2, *ml2; /* [min(B, ATT_MM_MIN_T - 1)][H][d_c], [..][H][2]: the second halves of
+                          attend_core's split tokens */
     float *o;      /* [B][H*d_v] */
     float *tmp;    /* [B][d] */
     float *fg, *fu;/* [B][ff_max] */
@@ -430,6 +437,11 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
     A(qc, sz3(B, H, st->W), float, "absorbed q");
     A(ctx, sz3(B, H, st->d_c), float, "latent context");
     A(ml, sz3(B, H, 2), float, "softmax state");
+    {
+        const size_t bs = B < ATT_MM_MIN_T - 1 ? B : ATT_MM_MIN_T - 1;
+        A(ctx2, sz3(bs, H, st->d_c), float, "latent context (second halves)");
+        A(ml2, sz3(bs, H, 2), float, "softmax state (second halves)");
+    }
     A(o, sz3(B, H, st->d_v), float, "head outputs");
     A(tmp, sz3(B, st->d, 1), float, "block output");
     A(fg, sz3(B, st->ff_max, 1), float, "ffn gate");
@@ -754,9 +766,34 @@ static void normalise_heads(float *acc, const float *ml, uint32_t nh, uint32_t d
  * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
  * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
  * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs). */
+/* The second half (acc2, ml2: unnormalised accumulator, max and sum) of a split token's keys
+ * merged into the first (acc, ml), and the result normalised. */
+static void merge_halves(float *acc, const float *ml, const float *acc2, const float *ml2,
+                         uint32_t nh, uint32_t d_c)
+{
+    for (uint32_t h = 0; h < nh; h++) {
+        const float m1 = ml[2 * h], m2 = ml2[2 * h], m = m1 > m2 ? m1 : m2;
+        const float c1 = expf(m1 - m), c2 = expf(m2 - m);
+        const float inv = 1.0f / (ml[2 * h + 1] * c1 + ml2[2 * h + 1] * c2);
+        float *a = acc + (size_t)h * d_c;
+        const float *b = acc2 + (size_t)h * d_c;
+        for (uint32_t c = 0; c < d_c; c++)
+            a[c] = (a[c] * c1 + b[c] * c2) * inv;
+    }
+}
+
+/* Whether attend_core splits the keys of the token at pos, and where (a function of the
+ * position only, so that a token's arithmetic depends neither on the chunking nor on the
+ * thread count): the multiple of ATT_BLOCK nearest the middle. */
+static uint32_t att_split_at(uint32_t pos)
+{
+    const uint32_t n = pos + 1;
+    return n < ATT_SPLIT_MIN ? 0 : (n / 2 + ATT_BLOCK / 2) / ATT_BLOCK * ATT_BLOCK;
+}
+
 static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg, uint32_t seg,
                         uint32_t l, uint32_t p0, uint32_t T, const float *qc, float *ctx,
-                        float *ml)
+                        float *ml, float *ctx2, float *ml2)
 {
     const uint32_t H = st->H, W = st->W, d_c = st->d_c;
     const int64_t n_jobs = (int64_t)T * H;
@@ -772,26 +809,63 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
     /* one thread for tiny work (fork/join would cost more) */
     const double work = (double)n_jobs * ((double)p0 + 0.5 * T + 1.0) * (W + d_c);
     const int nt = work < PAR_MIN_WORK ? 1 : st->nt;
-    /* head groups: ATT_HGROUP heads, fewer when a token would have fewer groups than the
-     * threads need */
+    /* head groups: ATT_HGROUP heads, fewer when a token would have fewer jobs than the
+     * threads need (a token whose keys are split has two per group; with an f32 cache the
+     * first token splits if any does) */
     uint32_t hg = H < ATT_HGROUP ? H : ATT_HGROUP;
-    const uint32_t want = (uint32_t)(((uint32_t)nt + T - 1) / T);
+    const uint32_t halves = ds_kv_get_type(kv) == DS_KV_F32 && att_split_at(p0) ? 2 : 1;
+    const uint32_t want = (uint32_t)(((uint32_t)nt + T * halves - 1) / (T * halves));
     if ((H + hg - 1) / hg < want)
         hg = (H + want - 1) / want;
     const uint32_t ng = (H + hg - 1) / hg;
     const int64_t n_grp = (int64_t)T * ng;
 
     if (ds_kv_get_type(kv) == DS_KV_F32) {
+        /* A token with at least ATT_SPLIT_MIN keys is two jobs per head group, one per half of
+         * its keys (the second half into ctx2/ml2, merged below): at decode each thread then
+         * streams half of the cache, which comes from DRAM every token. The jobs are listed
+         * token by token and group by group with the halves adjacent, so that round-robin
+         * gives the two halves to different threads. */
         const float *base = ds_kv_rows_f32(kv, l, 0);
+        int64_t n_jobs2 = n_grp;
+        for (uint32_t t = 0; t < T; t++)
+            if (att_split_at(p0 + t)) {
+                n_jobs2 += ng;
+                for (uint32_t h = 0; h < H; h++) {
+                    ml2[2 * ((size_t)t * H + h)] = -INFINITY;
+                    ml2[2 * ((size_t)t * H + h) + 1] = 0.0f;
+                }
+                memset(ctx2 + (size_t)t * H * d_c, 0, (size_t)H * d_c * sizeof(float));
+            }
 #pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-        for (int64_t g = 0; g < n_grp; g++) {
-            const uint32_t t = (uint32_t)(g / ng), h0 = (uint32_t)(g % ng) * hg;
-            const uint32_t nh = H - h0 < hg ? H - h0 : hg, pos = p0 + t;
+        for (int64_t j = 0; j < n_jobs2; j++) {
+            uint32_t t = 0;
+            int64_t r = j; /* job r of token t */
+            for (;; t++) {
+                const int64_t per = att_split_at(p0 + t) ? 2 * (int64_t)ng : (int64_t)ng;
+                if (r < per)
+                    break;
+                r -= per;
+            }
+            const uint32_t pos = p0 + t, mid = att_split_at(pos);
+            const uint32_t g = (uint32_t)(mid ? r / 2 : r), half = (uint32_t)(mid ? r % 2 : 0);
+            const uint32_t h0 = g * hg, nh = H - h0 < hg ? H - h0 : hg;
             const int64_t j0 = (int64_t)t * H + h0;
-            attend_rows_heads(qc + (size_t)j0 * W, nh, base, 0, pos + 1, W, d_c, scale,
-                              ml + 2 * j0, ctx + (size_t)j0 * d_c);
-            normalise_heads(ctx + (size_t)j0 * d_c, ml + 2 * j0, nh, d_c);
+            if (half == 0) {
+                attend_rows_heads(qc + (size_t)j0 * W, nh, base, 0, mid ? mid : pos + 1, W, d_c,
+                                  scale, ml + 2 * j0, ctx + (size_t)j0 * d_c);
+                if (!mid)
+                    normalise_heads(ctx + (size_t)j0 * d_c, ml + 2 * j0, nh, d_c);
+            } else {
+                attend_rows_heads(qc + (size_t)j0 * W, nh, base + (size_t)mid * W, mid,
+                                  pos + 1 - mid, W, d_c, scale, ml2 + 2 * j0,
+                                  ctx2 + (size_t)j0 * d_c);
+            }
         }
+        for (uint32_t t = 0; t < T; t++)
+            if (att_split_at(p0 + t))
+                merge_halves(ctx + (size_t)t * H * d_c, ml + 2 * (size_t)t * H,
+                             ctx2 + (size_t)t * H * d_c, ml2 + 2 * (size_t)t * H, H, d_c);
         return;
     }
 
@@ -947,7 +1021,8 @@ static ds_status attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_e
     if (!st->bst) {
         if (st->kblk && T >= ATT_MM_MIN_T)
             return attend_mm(st, l, p0, T, err);
-        attend_core(st, st->kv, st->kseg, st->seg_rows, l, p0, T, st->qc, st->ctx, st->ml);
+        attend_core(st, st->kv, st->kseg, st->seg_rows, l, p0, T, st->qc, st->ctx, st->ml,
+                    st->ctx2, st->ml2);
         return DS_OK;
     }
     /* batched decode: token t attends over its own state's cache at that state's position,
@@ -958,7 +1033,7 @@ static ds_status attend(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_e
         const ds2_state *o = st->bst[t];
         attend_core(st, o->kv, o->kseg, o->seg_rows, l, ds_kv_pos(o->kv), 1,
                     st->qc + (size_t)t * H * st->W, st->ctx + (size_t)t * H * st->d_c,
-                    st->ml + (size_t)t * H * 2);
+                    st->ml + (size_t)t * H * 2, st->ctx2, st->ml2);
     }
     return DS_OK;
 }

@@ -675,6 +675,10 @@ static void test_reference_long(void **state)
     cfg c = cfg_lite();
     c.n_layer = 2;
     check_against_reference_n(c, true, 100, DS_KV_F32, 2e-4, 1100);
+    /* chunks of 1 and 5 tokens (attend_core) past ATT_SPLIT_MIN keys: each token's keys in two
+     * halves on two jobs, merged */
+    check_against_reference_n(c, true, 1, DS_KV_F32, 2e-4, 420);
+    check_against_reference_n(c, true, 5, DS_KV_F32, 2e-4, 420);
     check_against_reference_n(c, false, 333, DS_KV_F16, 5e-3, 1100);
     cfg c3 = cfg_v3();
     c3.n_layer = 3;
