@@ -64,8 +64,10 @@ void ds_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 float ds_dot_f32(const float *a, const float *b, int64_t n);
 /* y += a * x */
 void ds_axpy_f32(float *y, float a, const float *x, int64_t n);
-/* Decode attention, several heads over the same rows: sc[h*lds + s] = scale *
- * ds_dot_f32(q + h*ldq, rows + s*ldr, len), bit for bit, for h < nh, s < n. */
+/* Decode attention, several heads over the same rows: sc[h*lds + s] = scale * (q + h*ldq) .
+ * (rows + s*ldr) over len, for h < nh, s < n. f32 sums in an order of the kernel's own (the
+ * AVX-512 one keeps one accumulator per (row, head) pair over 4 rows x 4 heads): not
+ * necessarily the bits of ds_dot_f32. */
 void ds_dot_heads_f32(const float *q, int nh, int64_t ldq, const float *rows, int n, int64_t ldr,
                       int64_t len, float scale, float *sc, int64_t lds);
 /* for s = 0 .. n-1 in order, for h < nh: ds_axpy_f32(acc + h*lda, p[h*ldp + s], rows + s*ldr,
