@@ -10,6 +10,26 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+/* The cache's memory: a cache of 2 MiB or more in transparent huge pages where the system
+ * has them (Linux, MADV_HUGEPAGE). At decode every token reads the whole cache of every layer
+ * after the weights have streamed through all the caches and TLBs. */
+#define KV_HUGE (2u << 20)
+static void *kv_alloc(size_t n)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (n >= KV_HUGE && n <= SIZE_MAX - KV_HUGE) {
+        void *p = aligned_alloc(KV_HUGE, (n + KV_HUGE - 1) & ~(size_t)(KV_HUGE - 1));
+        if (p)
+            (void)madvise(p, (n + KV_HUGE - 1) & ~(size_t)(KV_HUGE - 1), MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return malloc(n);
+}
 
 struct ds_kv_cache {
     uint32_t n_layer, n_ctx, d_c, d_r, w;
@@ -71,7 +91,7 @@ ds_status ds_kv_create(ds_kv_cache **out, uint32_t n_layer, uint32_t n_ctx, uint
     ds_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv)
         return ds_err_set(err, DS_ERR_NO_MEMORY, "kv cache: out of memory");
-    kv->data = malloc(n);
+    kv->data = kv_alloc(n);
     if (!kv->data) {
         free(kv);
         return ds_err_set(err, DS_ERR_NO_MEMORY, "kv cache: cannot allocate %zu bytes", n);
