@@ -36,7 +36,8 @@
  * converted to f32 in segments of ATT_SEG rows shared by all heads, OpenMP parallelises over
  * (token, head) pairs. With an f32 cache, a token with at least ATT_SPLIT_MIN keys attends over
  * the two halves of its keys as two jobs (split at a multiple of ATT_BLOCK fixed by its
- * position), merged afterwards: at decode each thread streams half of the cache. The per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
+ * position), merged afterwards: at decode each thread streams half of the cache. The per-head
+ * products (W_UK^T, W_UV) run as one OpenMP loop over heads.
  *
  * Products of a few rows (decode) that do not depend on each other run as one job group
  * (ds_mm_run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
@@ -761,11 +762,6 @@ static void normalise_heads(float *acc, const float *ml, uint32_t nh, uint32_t d
     }
 }
 
-/* Attention over the cache for T tokens at p0.. (rows of this chunk already written).
- * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, group of up to
- * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
- * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
- * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs). */
 /* The second half (acc2, ml2: unnormalised accumulator, max and sum) of a split token's keys
  * merged into the first (acc, ml), and the result normalised. */
 static void merge_halves(float *acc, const float *ml, const float *acc2, const float *ml2,
@@ -791,6 +787,12 @@ static uint32_t att_split_at(uint32_t pos)
     return n < ATT_SPLIT_MIN ? 0 : (n / 2 + ATT_BLOCK / 2) / ATT_BLOCK * ATT_BLOCK;
 }
 
+/* Attention over the cache for T tokens at p0.. (rows of this chunk already written).
+ * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, group of up to
+ * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
+ * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
+ * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs).
+ * ctx2, ml2: room for the second halves of T tokens' keys (att_split_at; f32 cache only). */
 static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg, uint32_t seg,
                         uint32_t l, uint32_t p0, uint32_t T, const float *qc, float *ctx,
                         float *ml, float *ctx2, float *ml2)

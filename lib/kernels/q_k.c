@@ -980,8 +980,9 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i q4k_hdr4(__m512i h)
         _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
     const __m512i iD = _mm512_broadcast_i32x4(
         _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m512i K = _mm512_broadcast_i32x4(_mm_setr_epi8(
-        0x3F, 0x3F, 0x3F, 0x3F, 0x0F, 0x0F, 0x0F, 0x0F, 0x3F, 0x3F, 0x3F, 0x3F, 0x0F, 0x0F, 0x0F, 0x0F));
+    const __m512i K = _mm512_broadcast_i32x4(_mm_setr_epi8(0x3F, 0x3F, 0x3F, 0x3F, 0x0F, 0x0F,
+                                                           0x0F, 0x0F, 0x3F, 0x3F, 0x3F, 0x3F,
+                                                           0x0F, 0x0F, 0x0F, 0x0F));
     const __m512i A = _mm512_shuffle_epi8(h, iA);
     const __m512i B = _mm512_shuffle_epi8(_mm512_srli_epi16(h, 4), iA);
     const __m512i AB = _mm512_mask_blend_epi8(0xF000F000F000F000ull, A, B);
@@ -990,16 +991,10 @@ DS_TARGET_AVX512VNNI DS_INLINE __m512i q4k_hdr4(__m512i h)
     return _mm512_ternarylogic_epi32(AB, K, D, 0xEA); /* (AB & K) | D */
 }
 
-DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
-{
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Bytes of the stack copy of the activation rows that the batched Q4_K and Q6_K kernels
- * keep when NX x k fits (e.g. 4 rows of 2048): Q4_K's in q4k_xp's order with their 32-element
- * sums (four shuffles and the sums saved per weight row and super-block), Q6_K's + 128. */
+/* Bytes of the stack copy of the activation rows that the batched Q4_K and Q6_K kernels keep
+ * when NX x k fits (e.g. 4 rows of 2048) and more than one weight row reads it: Q4_K's in
+ * q4k_xp's order with their 32-element sums (four shuffles and the sums saved per weight row
+ * and super-block), Q6_K's + 128. */
 #define KQ_XCOPY_MAX 8192
 
 /* NX activation rows, one weight row at a time (the weights unpacked once for all rows). */
@@ -1007,9 +1002,9 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
     const int64_t nb = k / QK_K;                                                            \
     __m512i idx[2];                                                                         \
     q4k_idx(0, idx);                                                                        \
-    int8_t xpb[KQ_XCOPY_MAX] __attribute__((aligned(64)));                                    \
-    int16_t bsb[KQ_XCOPY_MAX / 32] __attribute__((aligned(16)));                              \
-    const bool pre = NX * k <= KQ_XCOPY_MAX;                                                  \
+    int8_t xpb[KQ_XCOPY_MAX] __attribute__((aligned(64)));                                  \
+    int16_t bsb[KQ_XCOPY_MAX / 32] __attribute__((aligned(16)));                            \
+    const bool pre = nr > 1 && NX * k <= KQ_XCOPY_MAX;                                      \
     if (pre)                                                                                \
         for (int m = 0; m < NX; m++)                                                        \
             for (int64_t b = 0; b < nb; b++) {                                              \
@@ -1058,7 +1053,7 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
             }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 4") for (int m = 0; m < NX; m++)                                \
-            y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - q4k_hsum4(accm[m]);             \
+            y[m * ldy + r] = _mm512_reduce_add_ps(acc[m]) - ds_hsum4(accm[m]);              \
     }
 
 /* One activation row, four weight rows at a time from four equal parts of the row range (as
@@ -1102,7 +1097,7 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
                 acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fb[2 * s]), \
                                          acc[s]);                                           \
             }                                                                               \
-            const __m512i bs = _mm512_broadcast_i64x4(_mm256_inserti128_si256(             \
+            const __m512i bs = _mm512_broadcast_i64x4(_mm256_inserti128_si256(              \
                 _mm256_setzero_si256(), q4k_bs32(xa->bsums + 16 * b), 1));                  \
             const __m512 f16 = _mm512_castps256_ps512(f8);                                  \
             _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)                             \
@@ -1114,10 +1109,10 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
         _mm512_storeu_ps(am[1], accm[1]);                                                   \
         for (int s = 0; s < 4; s++)                                                         \
             y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]) -                                  \
-                            q4k_hsum4(_mm_loadu_ps(am[s / 2] + 4 + 8 * (s % 2)));           \
+                            ds_hsum4(_mm_loadu_ps(am[s / 2] + 4 + 8 * (s % 2)));            \
     }                                                                                       \
     if (nr > 4 * q2)                                                                        \
-        NAME##_q8_vnni_1((const uint8_t *)w + (size_t)(4 * q2) * rb, rb, nr - 4 * q2, k, xa,  \
+        NAME##_q8_vnni_1((const uint8_t *)w + (size_t)(4 * q2) * rb, rb, nr - 4 * q2, k, xa, \
                          y + 4 * q2, 1);
 
 /* The headers of the four streams' super-blocks B: the word tables W[0], W[1] of Q4K_NS_BODY
@@ -1146,11 +1141,10 @@ DS_TARGET_AVX512VNNI DS_INLINE float q4k_hsum4(__m128 s)
  * its own f32 accumulator and conversions), every 4-byte lane of the vpdpbusd starts at -32 x
  * the sum of its four activation quants: the lane then holds sum((q - 32) x), at most
  * 4 x 32 x 128 = 16384 in size, exact through vpackssdw. Those start vectors (q6k_off) depend
- * on the activation only: once per super-block for the four streams of the one-row kernel;
- * the batched kernel keeps them, with the activation, in a stack copy of at most 8 KiB. The
- * one-row kernel also converts its four streams' d with one vcvtph2ps, and loads the next
- * super-block's scales while it multiplies the current one's. Lane by lane every row sees the
- * same operations in both kernels: identical results. */
+ * on the activation only: once per super-block for the four streams of the one-row kernel,
+ * which also converts its four streams' d with one vcvtph2ps a super-block ahead. The batched
+ * kernel gets the same lane sums the other way round (Q6K_NX_BODY). Lane by lane every row
+ * sees the same operations in both kernels: identical results. */
 
 /* -32 x the sum of each 4-byte lane of the activation quants x */
 DS_TARGET_AVX512VNNI DS_INLINE __m512i q6k_off(__m512i x)
@@ -1189,8 +1183,8 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q6k_s16(const uint8_t *p)
     const int64_t nb = k / QK_K;                                                            \
     const __m512i x80 = _mm512_set1_epi8((char)0x80), m32 = _mm512_set1_epi8(32);           \
     const __m512i c16k = _mm512_set1_epi32(16384);                                          \
-    int8_t xpb[KQ_XCOPY_MAX] __attribute__((aligned(64)));                                    \
-    const bool pre = NX * k <= KQ_XCOPY_MAX;                                                  \
+    int8_t xpb[KQ_XCOPY_MAX] __attribute__((aligned(64)));                                  \
+    const bool pre = nr > 1 && NX * k <= KQ_XCOPY_MAX;                                      \
     if (pre)                                                                                \
         for (int64_t e = 0; e < NX * k; e += 64)                                            \
             _mm512_store_si512((void *)(xpb + e),                                           \
@@ -1204,7 +1198,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q6k_s16(const uint8_t *p)
             DS_PREFETCH_BLOCK(p, BB);                                                       \
             __m512i q[4], c[4], sc[2];                                                      \
             q6k_q(p, q);                                                                    \
-            for (int j = 0; j < 4; j++) { /* -128 x sum(q - 32) = 16384 - 128 x sum(q) */  \
+            for (int j = 0; j < 4; j++) { /* -128 x sum(q - 32) = 16384 - 128 x sum(q) */   \
                 c[j] = _mm512_dpbusd_epi32(c16k, q[j], x80);                                \
                 q[j] = _mm512_sub_epi8(q[j], m32);                                          \
             }                                                                               \
@@ -1271,7 +1265,7 @@ DS_TARGET_AVX512VNNI DS_INLINE __m256i q6k_s16(const uint8_t *p)
             y[s * q2 + i] = _mm512_reduce_add_ps(acc[s]);                                   \
     }                                                                                       \
     if (nr > 4 * q2)                                                                        \
-        NAME##_q8_vnni_1((const uint8_t *)w + (size_t)(4 * q2) * rb, rb, nr - 4 * q2, k, xa,  \
+        NAME##_q8_vnni_1((const uint8_t *)w + (size_t)(4 * q2) * rb, rb, nr - 4 * q2, k, xa, \
                          y + 4 * q2, 1);
 
 /* The d of the four streams' super-blocks B x the activation's scale (F, lane s), for

@@ -12,12 +12,16 @@
 
 #define DS_INLINE static inline __attribute__((always_inline))
 
-DS_TARGET_AVX2 static inline float ds_hsum8(__m256 v)
+DS_TARGET_AVX2 static inline float ds_hsum4(__m128 s)
 {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+DS_TARGET_AVX2 static inline float ds_hsum8(__m256 v)
+{
+    return ds_hsum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 }
 
 /* f32 -> bf16, round to nearest even, NaN -> quiet NaN (bit-identical to ds_f32_to_bf16). */

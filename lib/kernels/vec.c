@@ -149,10 +149,10 @@ DS_TARGET_AVX512 static void scale_mul_avx512(float *y, const float *x, const fl
 }
 
 /* ---- several heads against the same rows (decode attention) ------------------------------
- * The bits are those of dot_avx512 / axpy_avx512 called once per (head, row): the same
- * accumulator split and reduction per dot, the same fma chain in row order per accumulated
- * element; what changes is that a row is loaded once for up to four heads and that the
- * accumulated columns stay in registers across the rows. */
+ * axpy_heads: the bits of axpy_avx512 called once per (head, row) (the same fma chain in row
+ * order per accumulated element), with a row loaded once for up to four heads and the
+ * accumulated columns kept in registers across the rows. dot_heads: tiles of 4 rows x 4 heads
+ * with its own summation order (ds_dot_heads_f32). */
 
 /* R rows x NH heads of dot products over len: one accumulator per pair, each 16-wide step
  * loading the R row vectors and NH query vectors once for R x NH FMAs (the per-row, 4-heads

@@ -22,9 +22,10 @@ static void *kv_alloc(size_t n)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (n >= KV_HUGE && n <= SIZE_MAX - KV_HUGE) {
-        void *p = aligned_alloc(KV_HUGE, (n + KV_HUGE - 1) & ~(size_t)(KV_HUGE - 1));
+        const size_t len = (n + KV_HUGE - 1) & ~(size_t)(KV_HUGE - 1);
+        void *p = aligned_alloc(KV_HUGE, len);
         if (p)
-            (void)madvise(p, (n + KV_HUGE - 1) & ~(size_t)(KV_HUGE - 1), MADV_HUGEPAGE);
+            (void)madvise(p, len, MADV_HUGEPAGE);
         return p;
     }
 #endif
