@@ -715,12 +715,8 @@ static void attend_rows_heads(const float *q, uint32_t nh, const float *rows, ui
         uint32_t s1 = blk_end < n ? blk_end : n;
         const float *blk = rows + (size_t)s0 * W;
         ds_dot_heads_f32(q, (int)nh, W, blk, (int)(s1 - s0), W, W, scale, &sc[0][0], ATT_BLOCK);
-        for (uint32_t h = 0; h < nh; h++) { /* block maxima first */
-            mn[h] = -INFINITY;
-            for (uint32_t s = s0; s < s1; s++)
-                if (sc[h][s - s0] > mn[h])
-                    mn[h] = sc[h][s - s0];
-        }
+        for (uint32_t h = 0; h < nh; h++) /* block maxima first */
+            mn[h] = ds_max_f32(sc[h], s1 - s0);
         for (uint32_t h = 0; h < nh; h++) {
             const float bm = mn[h], m_old = ml[2 * h];
             float sum = ml[2 * h + 1];
@@ -736,11 +732,7 @@ static void attend_rows_heads(const float *q, uint32_t nh, const float *rows, ui
             sm[h] = sum;
         }
         for (uint32_t h = 0; h < nh; h++)
-            for (uint32_t s = s0; s < s1; s++) {
-                const float a = expf(sc[h][s - s0] - mn[h]);
-                sm[h] += a;
-                sc[h][s - s0] = a;
-            }
+            sm[h] += ds_exp_sum_f32(sc[h], s1 - s0, mn[h]);
         ds_axpy_heads_f32(acc, (int)nh, d_c, &sc[0][0], ATT_BLOCK, blk, (int)(s1 - s0), W, d_c);
         for (uint32_t h = 0; h < nh; h++) {
             ml[2 * h] = mn[h];

@@ -59,6 +59,11 @@ bool ds_dequant_row(uint32_t type, const void *src, float *dst, int64_t n);
 void ds_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 /* In-place softmax over n values (max-subtracted, f32). */
 void ds_softmax(float *x, int64_t n);
+/* x[i] = exp(x[i] - m) in place, returning their sum (a softmax block; x[i] - m below -87
+ * gives 0, NaN stays NaN). Not the bits of expf: within 4 ulp. */
+float ds_exp_sum_f32(float *x, int64_t n, float m);
+/* The largest of x[0..n) (NaN ignored), -inf when there is none. */
+float ds_max_f32(const float *x, int64_t n);
 /* out[i] = silu(gate[i]) * up[i]   (out may alias gate or up) */
 void ds_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 float ds_dot_f32(const float *a, const float *b, int64_t n);

@@ -206,6 +206,8 @@ void ds_rmsnorm_isa(ds_isa isa, float *y, const float *x, const float *w, int64_
 float ds_dot_f32_isa(ds_isa isa, const float *a, const float *b, int64_t n);
 void ds_axpy_f32_isa(ds_isa isa, float *y, float a, const float *x, int64_t n);
 void ds_silu_mul_isa(ds_isa isa, float *out, const float *gate, const float *up, int64_t n);
+float ds_exp_sum_f32_isa(ds_isa isa, float *x, int64_t n, float m);
+float ds_max_f32_isa(ds_isa isa, const float *x, int64_t n);
 void ds_dot_heads_f32_isa(ds_isa isa, const float *q, int nh, int64_t ldq, const float *rows,
                           int n, int64_t ldr, int64_t len, float scale, float *sc, int64_t lds);
 void ds_axpy_heads_f32_isa(ds_isa isa, float *acc, int nh, int64_t lda, const float *p,

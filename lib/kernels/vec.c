@@ -5,6 +5,8 @@
  * AVX-512 and AVX2 versions with their own expf (below; the same operations in both, so the
  * same bits) and a plain C one (libm expf): a prefill's expert activations are millions of
  * elements, at ~4 ns each through libm. softmax is plain C (a small part of a token's work).
+ * exp_sum (x = exp(x - m) and its sum) and max, the softmax steps of decode attention's
+ * blocks, have AVX-512 and AVX2 versions on the same polynomial (within ~2 ulp of expf).
  */
 #include "kernels/kernels_impl.h"
 
@@ -159,7 +161,8 @@ DS_TARGET_AVX512 static void scale_mul_avx512(float *y, const float *x, const fl
  * form loaded 1.25 vectors per FMA and was load-bound: ~62 GMAC/s per core on the AMD VM). */
 DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const float *b,
                                               int64_t ldr, int64_t len, int R, int NH,
-                                              float scale, float *sc, int64_t lds)
+                                              float scale, float *sc, int64_t lds,
+                                              const float *pf)
 {
     __m512 a[4][4];
     for (int r = 0; r < R; r++)
@@ -168,6 +171,9 @@ DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const
     int64_t i = 0;
     for (; i + 16 <= len; i += 16) {
         __m512 k[4];
+        if (pf)
+            for (int r = 0; r < 4; r++)
+                __builtin_prefetch(pf + r * ldr + i, 0, 3);
         for (int r = 0; r < R; r++)
             k[r] = _mm512_loadu_ps(b + r * ldr + i);
         for (int j = 0; j < NH; j++) {
@@ -221,10 +227,10 @@ DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const
 #define DOT_HEADS_PF_ROWS 8
 #define DOT_RH(R_)                                                                           \
     switch (nh - h < 4 ? nh - h : 4) {                                                      \
-    case 4: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 4, scale, sh, lds); break;              \
-    case 3: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 3, scale, sh, lds); break;              \
-    case 2: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 2, scale, sh, lds); break;              \
-    default: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 1, scale, sh, lds); break;             \
+    case 4: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 4, scale, sh, lds, pfp); break;         \
+    case 3: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 3, scale, sh, lds, pfp); break;         \
+    case 2: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 2, scale, sh, lds, pfp); break;         \
+    default: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 1, scale, sh, lds, pfp); break;        \
     }
 DS_TARGET_AVX512 static void dot_heads_avx512(const float *q, int nh, int64_t ldq,
                                               const float *rows, int n, int64_t ldr, int64_t len,
@@ -234,13 +240,9 @@ DS_TARGET_AVX512 static void dot_heads_avx512(const float *q, int nh, int64_t ld
         const float *b = rows + (int64_t)s * ldr;
         /* the rows DOT_HEADS_PF_ROWS ahead (the cache's rows come from DRAM at decode: the
          * weights stream through every cache between two tokens) */
-        for (int r = 0; r < 4; r++) {
-            const char *pf = (const char *)(b + (DOT_HEADS_PF_ROWS + r) * ldr);
-            for (int64_t o = 0; o < len * (int64_t)sizeof(float); o += 64)
-                __builtin_prefetch(pf + o, 0, 3);
-        }
         for (int h = 0; h < nh; h += 4) {
             const float *qh = q + h * ldq;
+            const float *pfp = h == 0 ? b + DOT_HEADS_PF_ROWS * ldr : NULL;
             float *sh = sc + h * lds + s;
             switch (n - s < 4 ? n - s : 4) {
             case 4: DOT_RH(4) break;
@@ -334,12 +336,12 @@ DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, 
 
 #if DS_KERNELS_X86
 
-/* NAME(g, u) = silu(g) * u for one vector: V/VI the float/int vector types, P the intrinsics'
- * prefix (_mm512, _mm256), ROUND its round-to-nearest, CAST its int-to-float bit cast. */
-#define SILU_VEC(NAME, TARGET, V, VI, P, ROUND, CAST)                                       \
-    TARGET static inline V NAME(V g, V u)                                                   \
+/* NAME(x) = exp(x) for one vector, x clamped to [SILU_XMIN, SILU_XMAX] (the polynomial above):
+ * V/VI the float/int vector types, P the intrinsics' prefix (_mm512, _mm256), ROUND its
+ * round-to-nearest, CAST its int-to-float bit cast. */
+#define EXPC_VEC(NAME, TARGET, V, VI, P, ROUND, CAST)                                       \
+    TARGET static inline V NAME(V x)                                                        \
     {                                                                                       \
-        V x = P##_sub_ps(P##_setzero_ps(), g);                                              \
         x = P##_min_ps(P##_max_ps(x, P##_set1_ps(SILU_XMIN)), P##_set1_ps(SILU_XMAX));      \
         V n = ROUND(P##_mul_ps(x, P##_set1_ps(SILU_LOG2E)),                                 \
                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);                         \
@@ -356,14 +358,95 @@ DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, 
         const VI b = P##_set1_epi32(127);                                                   \
         const VI e1 = P##_slli_epi32(P##_add_epi32(n1, b), 23);                             \
         const VI e2 = P##_slli_epi32(P##_add_epi32(P##_sub_epi32(ni, n1), b), 23);          \
-        const V ex = P##_mul_ps(P##_mul_ps(p, CAST(e1)), CAST(e2));                         \
-        return P##_mul_ps(P##_div_ps(g, P##_add_ps(P##_set1_ps(1.0f), ex)), u);             \
+        return P##_mul_ps(P##_mul_ps(p, CAST(e1)), CAST(e2));                               \
     }
-SILU_VEC(silu_mul16, DS_TARGET_AVX512, __m512, __m512i, _mm512, _mm512_roundscale_ps,
+EXPC_VEC(expc16, DS_TARGET_AVX512, __m512, __m512i, _mm512, _mm512_roundscale_ps,
          _mm512_castsi512_ps)
-SILU_VEC(silu_mul8, DS_TARGET_AVX2, __m256, __m256i, _mm256, _mm256_round_ps,
-         _mm256_castsi256_ps)
-#undef SILU_VEC
+EXPC_VEC(expc8, DS_TARGET_AVX2, __m256, __m256i, _mm256, _mm256_round_ps, _mm256_castsi256_ps)
+#undef EXPC_VEC
+
+/* silu(g) * u for one vector: g / (1 + exp(-g)) * u */
+DS_TARGET_AVX512 static inline __m512 silu_mul16(__m512 g, __m512 u)
+{
+    const __m512 ex = expc16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), ex)), u);
+}
+
+DS_TARGET_AVX2 static inline __m256 silu_mul8(__m256 g, __m256 u)
+{
+    const __m256 ex = expc8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), ex)), u);
+}
+
+/* exp(x) for softmax: below SILU_XMIN 0 (the polynomial would give exp(SILU_XMIN) there),
+ * NaN stays NaN. */
+DS_TARGET_AVX512 static inline __m512 exp16(__m512 x)
+{
+    __m512 e = expc16(x);
+    e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(SILU_XMIN), _CMP_LT_OQ),
+                           _mm512_setzero_ps());
+    return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+DS_TARGET_AVX2 static inline __m256 exp8(__m256 x)
+{
+    __m256 e = expc8(x);
+    e = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(SILU_XMIN), _CMP_LT_OQ), e);
+    return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+/* x[i] = exp(x[i] - m), returning the sum (exp_sum); the largest x[i] ignoring NaN, -inf for
+ * none (max). */
+DS_TARGET_AVX512 static float exp_sum_avx512(float *x, int64_t n, float m)
+{
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        const __mmask16 k = ds_mask16(n - i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        acc = _mm512_mask_add_ps(acc, k, acc, e);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+DS_TARGET_AVX2 static float exp_sum_avx2(float *x, int64_t n, float m)
+{
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = ds_hsum8(acc);
+    for (; i < n; i++) {
+        float t[8] = {0};
+        t[0] = x[i] - m;
+        _mm256_storeu_ps(t, exp8(_mm256_loadu_ps(t)));
+        x[i] = t[0];
+        sum += t[0];
+    }
+    return sum;
+}
+
+DS_TARGET_AVX512 static float max_avx512(const float *x, int64_t n)
+{
+    __m512 acc = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_max_ps(_mm512_loadu_ps(x + i), acc); /* a NaN x loses to acc */
+    if (i < n)
+        acc = _mm512_mask_max_ps(acc, ds_mask16(n - i), _mm512_maskz_loadu_ps(ds_mask16(n - i), x + i), acc);
+    return _mm512_reduce_max_ps(acc);
+}
 
 DS_TARGET_AVX512 static void silu_mul_avx512(float *out, const float *gate, const float *up,
                                              int64_t n)
@@ -515,6 +598,47 @@ void ds_softmax(float *x, int64_t n)
     float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         x[i] *= inv;
+}
+
+float ds_exp_sum_f32_isa(ds_isa isa, float *x, int64_t n, float m)
+{
+#if DS_KERNELS_X86
+    switch (ds_isa_clamp(isa)) {
+    case DS_ISA_AVX512: return exp_sum_avx512(x, n, m);
+    case DS_ISA_AVX2: return exp_sum_avx2(x, n, m);
+    default: break;
+    }
+#endif
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float d = x[i] - m;
+        x[i] = d < SILU_XMIN ? 0.0f : expf(d); /* the SIMD versions' cut-off */
+        sum += x[i];
+    }
+    return sum;
+}
+
+float ds_max_f32_isa(ds_isa isa, const float *x, int64_t n)
+{
+#if DS_KERNELS_X86
+    if (ds_isa_clamp(isa) == DS_ISA_AVX512)
+        return max_avx512(x, n);
+#endif
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > m)
+            m = x[i];
+    return m;
+}
+
+float ds_exp_sum_f32(float *x, int64_t n, float m)
+{
+    return ds_exp_sum_f32_isa(ds_isa_best(), x, n, m);
+}
+
+float ds_max_f32(const float *x, int64_t n)
+{
+    return ds_max_f32_isa(ds_isa_best(), x, n);
 }
 
 void ds_silu_mul_isa(ds_isa isa, float *out, const float *gate, const float *up, int64_t n)

@@ -1,5 +1,5 @@
 /*
- * tests/kernels/test_vec.c — f32 vector ops (rmsnorm, softmax, silu_mul, dot, axpy) at every
+ * tests/kernels/test_vec.c — f32 vector ops (rmsnorm, softmax, silu_mul, exp_sum, max, dot, axpy) at every
  * ISA level against double-precision references, on lengths with SIMD tails.
  */
 #include <setjmp.h>
@@ -177,6 +177,57 @@ static void test_silu_isa(void **state)
     }
 }
 
+/* The softmax steps of decode attention's blocks at every ISA level: ds_max_f32_isa exactly
+ * the largest value (NaN ignored, -inf for none), ds_exp_sum_f32_isa each exp(x - m) (the f32
+ * difference, as the kernels form it) within
+ * 4e-7 (relative) of double precision and the sum within 1e-6 of the double sum of the
+ * outputs, a guard element after the end untouched; x - m below -87 gives exactly 0 and a NaN
+ * stays NaN. */
+static void test_exp_sum_max(void **state)
+{
+    (void)state;
+    static float x[MAXN + 1], y[MAXN + 1];
+    kr_rng r = {17};
+    for (size_t li = 0; li < N_LENS; li++) {
+        const int64_t n = k_lens[li];
+        fill(&r, x, n, li % 2 ? 20.0f : 60.0f);
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n; i++)
+            mx = x[i] > mx ? x[i] : mx;
+        for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+            assert_true(ds_max_f32_isa((ds_isa)isa, x, n) == mx);
+            memcpy(y, x, sizeof(float) * n);
+            y[n] = 12345.0f;
+            const float sum = ds_exp_sum_f32_isa((ds_isa)isa, y, n, mx);
+            assert_true(y[n] == 12345.0f);
+            double dsum = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                const double d = (double)(x[i] - mx), want = d < -87.0 ? 0.0 : exp(d);
+                if (fabs(y[i] - want) > 4e-7 * want)
+                    fail_msg("exp_sum isa %s n=%lld i=%lld x-m=%.9g: %.9g vs %.9g",
+                             ds_isa_name((ds_isa)isa), (long long)n, (long long)i, d, y[i],
+                             want);
+                dsum += y[i];
+            }
+            if (fabs(sum - dsum) > 1e-6 * dsum)
+                fail_msg("exp_sum isa %s n=%lld: sum %.9g vs %.9g", ds_isa_name((ds_isa)isa),
+                         (long long)n, sum, dsum);
+        }
+    }
+    const float sp[5] = {NAN, -100.0f, 0.0f, -INFINITY, 1.0f};
+    for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+        assert_true(ds_max_f32_isa((ds_isa)isa, sp, 5) == 1.0f);
+        assert_true(ds_max_f32_isa((ds_isa)isa, sp, 1) == -INFINITY);
+        assert_true(ds_max_f32_isa((ds_isa)isa, sp, 0) == -INFINITY);
+        memcpy(y, sp, sizeof sp);
+        ds_exp_sum_f32_isa((ds_isa)isa, y, 5, 0.0f);
+        assert_true(isnan(y[0]));
+        assert_true(y[1] == 0.0f && y[3] == 0.0f);
+        assert_true(y[2] == 1.0f);
+        assert_true(fabsf(y[4] - 2.71828183f) < 4e-7f * 2.71828183f);
+    }
+}
+
 /* The multi-head attention kernels: bit for bit one ds_dot_f32_isa / ds_axpy_f32_isa call per
  * (head, row) at every ISA level, for head counts around the groups of four and lengths with
  * every SIMD tail (the MLA widths 576 / 512 among them), with strides wider than the length;
@@ -247,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_softmax_silu),
         cmocka_unit_test(test_silu_isa),
+        cmocka_unit_test(test_exp_sum_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
