@@ -32,11 +32,12 @@
  * products (attend_mm): the heads share the latent cache, so a block of ATT_KB keys against a
  * tile of (token, head) rows is one f32 product for the scores and one for the context. Single
  * tokens (decode, and every row of a batched decode) use the per-(token, head) loops over key
- * blocks of ATT_BLOCK rows (attend_core): an f32 cache is read in place, an f16/bf16 cache is
- * converted to f32 in segments of ATT_SEG rows shared by all heads, OpenMP parallelises over
- * (token, head) pairs. With an f32 cache, a token with at least ATT_SPLIT_MIN keys attends over
- * the two halves of its keys as two jobs (split at a multiple of ATT_BLOCK fixed by its
- * position), merged afterwards: at decode each thread streams half of the cache. The per-head
+ * blocks of ATT_BLOCK rows (attend_core): an f32 cache is read in place, and so is an f16/bf16
+ * one where the AVX-512 kernels convert rows as they load them (ds_dot_heads_h16; elsewhere it
+ * is converted to f32 in segments of ATT_SEG rows shared by all heads), OpenMP parallelises
+ * over (token, head) pairs. With the cache read in place, a token with at least ATT_SPLIT_MIN
+ * keys attends over the two halves of its keys as two jobs (split at a multiple of ATT_BLOCK
+ * fixed by its position), merged afterwards: at decode each thread streams half of the cache. The per-head
  * products (W_UK^T, W_UV) run as one OpenMP loop over heads.
  *
  * Products of a few rows (decode) that do not depend on each other run as one job group
@@ -115,6 +116,7 @@ struct ds2_state {
     size_t n_owned, cap_owned;
     uint64_t bytes;
     bool measure;  /* sizing pass (ds2_state_estimate): st_alloc only counts */
+    bool kv_segments; /* f16/bf16 caches through converted segments even with fast kernels */
 
     /* batched decode (ds2_forward_batch): while set, token t of the running chunk belongs to
      * state bst[t] (its cache and position); NULL for an ordinary single-sequence chunk */
@@ -665,6 +667,7 @@ ds_status ds2_state_estimate(const ds_model_data *md, int n_threads, const ds2_s
 }
 
 uint32_t ds2_state_pos(const ds2_state *st) { return ds_kv_pos(st->kv); }
+void ds2_state_force_kv_segments(ds2_state *st, bool on) { st->kv_segments = on; }
 uint32_t ds2_state_n_vocab(const ds2_state *st) { return st->n_vocab; }
 uint32_t ds2_state_n_ctx(const ds2_state *st) { return ds_kv_n_ctx(st->kv); }
 const ds_kv_cache *ds2_state_kv(const ds2_state *st) { return st->kv; }
@@ -703,18 +706,25 @@ uint64_t ds2_state_bytes(const ds2_state *st)
  * ds_axpy_heads_f32 load a key row once for up to four heads and keep the accumulated
  * columns in registers across the block's rows (measured: ~3x faster than one dot and one
  * axpy call per head and row, same bits). */
-static void attend_rows_heads(const float *q, uint32_t nh, const float *rows, uint32_t b0,
-                              uint32_t n, uint32_t W, uint32_t d_c, float scale, float *ml,
-                              float *acc)
+static void attend_rows_heads(const float *q, uint32_t nh, const void *rows, ds_kv_type rt,
+                              uint32_t b0, uint32_t n, uint32_t W, uint32_t d_c, float scale,
+                              float *ml, float *acc)
 {
+    const size_t es = ds_kv_type_size(rt);
+    const bool bf16 = rt == DS_KV_BF16;
     float sc[ATT_HGROUP][ATT_BLOCK];
     float mn[ATT_HGROUP], sm[ATT_HGROUP];
     uint32_t s0 = 0;
     while (s0 < n) {
         uint32_t blk_end = ((b0 + s0) / ATT_BLOCK + 1) * ATT_BLOCK - b0; /* next boundary */
         uint32_t s1 = blk_end < n ? blk_end : n;
-        const float *blk = rows + (size_t)s0 * W;
-        ds_dot_heads_f32(q, (int)nh, W, blk, (int)(s1 - s0), W, W, scale, &sc[0][0], ATT_BLOCK);
+        const void *blk = (const char *)rows + (size_t)s0 * W * es;
+        if (rt == DS_KV_F32)
+            ds_dot_heads_f32(q, (int)nh, W, blk, (int)(s1 - s0), W, W, scale, &sc[0][0],
+                             ATT_BLOCK);
+        else
+            ds_dot_heads_h16(q, (int)nh, W, blk, (int)(s1 - s0), W, W, scale, &sc[0][0],
+                             ATT_BLOCK, bf16);
         for (uint32_t h = 0; h < nh; h++) /* block maxima first */
             mn[h] = ds_max_f32(sc[h], s1 - s0);
         for (uint32_t h = 0; h < nh; h++) {
@@ -733,7 +743,12 @@ static void attend_rows_heads(const float *q, uint32_t nh, const float *rows, ui
         }
         for (uint32_t h = 0; h < nh; h++)
             sm[h] += ds_exp_sum_f32(sc[h], s1 - s0, mn[h]);
-        ds_axpy_heads_f32(acc, (int)nh, d_c, &sc[0][0], ATT_BLOCK, blk, (int)(s1 - s0), W, d_c);
+        if (rt == DS_KV_F32)
+            ds_axpy_heads_f32(acc, (int)nh, d_c, &sc[0][0], ATT_BLOCK, blk, (int)(s1 - s0), W,
+                              d_c);
+        else
+            ds_axpy_heads_h16(acc, (int)nh, d_c, &sc[0][0], ATT_BLOCK, blk, (int)(s1 - s0), W,
+                              d_c, bf16);
         for (uint32_t h = 0; h < nh; h++) {
             ml[2 * h] = mn[h];
             ml[2 * h + 1] = sm[h];
@@ -782,9 +797,11 @@ static uint32_t att_split_at(uint32_t pos)
 /* Attention over the cache for T tokens at p0.. (rows of this chunk already written).
  * In: st->qc [T][H][W]. Out: st->ctx [T][H][d_c]. One job per (token, group of up to
  * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
- * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place; an
- * f16/bf16 cache is converted segment by segment (ATT_SEG rows, shared by all jobs).
- * ctx2, ml2: room for the second halves of T tokens' keys (att_split_at; f32 cache only). */
+ * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place, an
+ * f16/bf16 one too with the AVX-512 kernels (which give the bits the f32 kernels give on the
+ * rows' f32 values); without them (or with st->kv_segments) it is converted segment by
+ * segment (ATT_SEG rows, shared by all jobs).
+ * ctx2, ml2: room for the second halves of T tokens' keys (att_split_at; cache read in place). */
 static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg, uint32_t seg,
                         uint32_t l, uint32_t p0, uint32_t T, const float *qc, float *ctx,
                         float *ml, float *ctx2, float *ml2)
@@ -803,24 +820,28 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
     /* one thread for tiny work (fork/join would cost more) */
     const double work = (double)n_jobs * ((double)p0 + 0.5 * T + 1.0) * (W + d_c);
     const int nt = work < PAR_MIN_WORK ? 1 : st->nt;
+    /* rows read in place: f32, or f16/bf16 with the AVX-512 kernels */
+    const ds_kv_type rt = ds_kv_get_type(kv);
+    const bool direct = rt == DS_KV_F32 || (ds_heads_h16_fast() && !st->kv_segments);
     /* head groups: ATT_HGROUP heads, fewer when a token would have fewer jobs than the
-     * threads need (a token whose keys are split has two per group; with an f32 cache the
-     * first token splits if any does) */
+     * threads need (a token whose keys are split has two per group; with the cache read in
+     * place the first token splits if any does) */
     uint32_t hg = H < ATT_HGROUP ? H : ATT_HGROUP;
-    const uint32_t halves = ds_kv_get_type(kv) == DS_KV_F32 && att_split_at(p0) ? 2 : 1;
+    const uint32_t halves = direct && att_split_at(p0) ? 2 : 1;
     const uint32_t want = (uint32_t)(((uint32_t)nt + T * halves - 1) / (T * halves));
     if ((H + hg - 1) / hg < want)
         hg = (H + want - 1) / want;
     const uint32_t ng = (H + hg - 1) / hg;
     const int64_t n_grp = (int64_t)T * ng;
 
-    if (ds_kv_get_type(kv) == DS_KV_F32) {
+    if (direct) {
         /* A token with at least ATT_SPLIT_MIN keys is two jobs per head group, one per half of
          * its keys (the second half into ctx2/ml2, merged below): at decode each thread then
          * streams half of the cache, which comes from DRAM every token. The jobs are listed
          * token by token and group by group with the halves adjacent, so that round-robin
          * gives the two halves to different threads. */
-        const float *base = ds_kv_rows_f32(kv, l, 0);
+        const char *base = ds_kv_raw_rows(kv, l, 0, p_end);
+        const size_t rb = (size_t)W * ds_kv_type_size(rt); /* bytes per cache row */
         int64_t n_jobs2 = n_grp;
         for (uint32_t t = 0; t < T; t++)
             if (att_split_at(p0 + t)) {
@@ -846,12 +867,12 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
             const uint32_t h0 = g * hg, nh = H - h0 < hg ? H - h0 : hg;
             const int64_t j0 = (int64_t)t * H + h0;
             if (half == 0) {
-                attend_rows_heads(qc + (size_t)j0 * W, nh, base, 0, mid ? mid : pos + 1, W, d_c,
-                                  scale, ml + 2 * j0, ctx + (size_t)j0 * d_c);
+                attend_rows_heads(qc + (size_t)j0 * W, nh, base, rt, 0, mid ? mid : pos + 1, W,
+                                  d_c, scale, ml + 2 * j0, ctx + (size_t)j0 * d_c);
                 if (!mid)
                     normalise_heads(ctx + (size_t)j0 * d_c, ml + 2 * j0, nh, d_c);
             } else {
-                attend_rows_heads(qc + (size_t)j0 * W, nh, base + (size_t)mid * W, mid,
+                attend_rows_heads(qc + (size_t)j0 * W, nh, base + (size_t)mid * rb, rt, mid,
                                   pos + 1 - mid, W, d_c, scale, ml2 + 2 * j0,
                                   ctx2 + (size_t)j0 * d_c);
             }
@@ -878,8 +899,8 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
                     continue;
                 const uint32_t e = g1 < pos + 1 ? g1 : pos + 1;
                 const int64_t j0 = (int64_t)t * H + h0;
-                attend_rows_heads(qc + (size_t)j0 * W, nh, kseg, g0, e - g0, W, d_c, scale,
-                                  ml + 2 * j0, ctx + (size_t)j0 * d_c);
+                attend_rows_heads(qc + (size_t)j0 * W, nh, kseg, DS_KV_F32, g0, e - g0, W, d_c,
+                                  scale, ml + 2 * j0, ctx + (size_t)j0 * d_c);
                 if (e == pos + 1) /* the job's last key: normalise */
                     normalise_heads(ctx + (size_t)j0 * d_c, ml + 2 * j0, nh, d_c);
             }

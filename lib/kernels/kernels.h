@@ -79,6 +79,15 @@ void ds_dot_heads_f32(const float *q, int nh, int64_t ldq, const float *rows, in
  * len) -- the same bits, with each accumulated column kept in registers across the rows. */
 void ds_axpy_heads_f32(float *acc, int nh, int64_t lda, const float *p, int64_t ldp,
                        const float *rows, int n, int64_t ldr, int64_t len);
+/* The same two over rows stored as f16 (bf16 false) or bf16, ldr in elements: each element
+ * converted exactly to f32. With AVX-512 (ds_heads_h16_fast()) as loaded, inside the f32
+ * kernels' loops: the bits those give on the rows' f32 copies. The portable level is a plain
+ * loop (slow: callers without the fast kernels convert rows and use the f32 ones). */
+bool ds_heads_h16_fast(void);
+void ds_dot_heads_h16(const float *q, int nh, int64_t ldq, const uint16_t *rows, int n,
+                      int64_t ldr, int64_t len, float scale, float *sc, int64_t lds, bool bf16);
+void ds_axpy_heads_h16(float *acc, int nh, int64_t lda, const float *p, int64_t ldp,
+                       const uint16_t *rows, int n, int64_t ldr, int64_t len, bool bf16);
 
 /* ---- matrix products ---------------------------------------------------------------- */
 

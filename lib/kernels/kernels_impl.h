@@ -212,6 +212,12 @@ void ds_dot_heads_f32_isa(ds_isa isa, const float *q, int nh, int64_t ldq, const
                           int n, int64_t ldr, int64_t len, float scale, float *sc, int64_t lds);
 void ds_axpy_heads_f32_isa(ds_isa isa, float *acc, int nh, int64_t lda, const float *p,
                            int64_t ldp, const float *rows, int n, int64_t ldr, int64_t len);
+void ds_dot_heads_h16_isa(ds_isa isa, const float *q, int nh, int64_t ldq,
+                          const uint16_t *rows, int n, int64_t ldr, int64_t len, float scale,
+                          float *sc, int64_t lds, bool bf16);
+void ds_axpy_heads_h16_isa(ds_isa isa, float *acc, int nh, int64_t lda, const float *p,
+                           int64_t ldp, const uint16_t *rows, int n, int64_t ldr, int64_t len,
+                           bool bf16);
 
 /* ---- activation quantization (Q8_0-style, formats.md §2.5) ------------------------------ */
 

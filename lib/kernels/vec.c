@@ -156,14 +156,45 @@ DS_TARGET_AVX512 static void scale_mul_avx512(float *y, const float *x, const fl
  * accumulated columns kept in registers across the rows. dot_heads: tiles of 4 rows x 4 heads
  * with its own summation order (ds_dot_heads_f32). */
 
+/* Rows of the attention kernels: f32, or f16 / bf16 converted exactly to f32 as loaded (the
+ * same FMAs in the same order afterwards, so an f16/bf16 row gives the bits its f32 copy
+ * would). Indices in elements. */
+#define ROWS_F32 0
+#define ROWS_F16 1
+#define ROWS_BF16 2
+
+DS_TARGET_AVX512 DS_INLINE __m512 row16(const void *b, int64_t i, int kind)
+{
+    if (kind == ROWS_F32)
+        return _mm512_loadu_ps((const float *)b + i);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)b + i));
+    if (kind == ROWS_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+DS_TARGET_AVX512 DS_INLINE __m512 row16_mask(const void *b, int64_t i, __mmask16 m, int kind)
+{
+    if (kind == ROWS_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)b + i);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)b + i);
+    if (kind == ROWS_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
 /* R rows x NH heads of dot products over len: one accumulator per pair, each 16-wide step
  * loading the R row vectors and NH query vectors once for R x NH FMAs (the per-row, 4-heads
- * form loaded 1.25 vectors per FMA and was load-bound: ~62 GMAC/s per core on the AMD VM). */
-DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const float *b,
+ * form loaded 1.25 vectors per FMA and was load-bound: ~62 GMAC/s per core on the AMD VM).
+ * pf (bytes; NULL: none): R rows of the same layout to prefetch, one line per row as the
+ * loop passes its offset. */
+DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const void *b,
                                               int64_t ldr, int64_t len, int R, int NH,
                                               float scale, float *sc, int64_t lds,
-                                              const float *pf)
+                                              const char *pf, int kind)
 {
+    const int64_t es = kind == ROWS_F32 ? 4 : 2; /* bytes per element */
+    const char *bb = b;
     __m512 a[4][4];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NH; j++)
@@ -171,11 +202,11 @@ DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const
     int64_t i = 0;
     for (; i + 16 <= len; i += 16) {
         __m512 k[4];
-        if (pf)
+        if (pf && (i * es) % 64 == 0)
             for (int r = 0; r < 4; r++)
-                __builtin_prefetch(pf + r * ldr + i, 0, 3);
+                __builtin_prefetch(pf + (r * ldr + i) * es, 0, 3);
         for (int r = 0; r < R; r++)
-            k[r] = _mm512_loadu_ps(b + r * ldr + i);
+            k[r] = row16(bb + r * ldr * es, i, kind);
         for (int j = 0; j < NH; j++) {
             const __m512 qv = _mm512_loadu_ps(q + j * ldq + i);
             for (int r = 0; r < R; r++)
@@ -186,7 +217,7 @@ DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const
         const __mmask16 m = ds_mask16(len - i);
         __m512 k[4];
         for (int r = 0; r < R; r++)
-            k[r] = _mm512_maskz_loadu_ps(m, b + r * ldr + i);
+            k[r] = row16_mask(bb + r * ldr * es, i, m, kind);
         for (int j = 0; j < NH; j++) {
             const __m512 qv = _mm512_maskz_loadu_ps(m, q + j * ldq + i);
             for (int r = 0; r < R; r++)
@@ -227,22 +258,25 @@ DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const
 #define DOT_HEADS_PF_ROWS 8
 #define DOT_RH(R_)                                                                           \
     switch (nh - h < 4 ? nh - h : 4) {                                                      \
-    case 4: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 4, scale, sh, lds, pfp); break;         \
-    case 3: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 3, scale, sh, lds, pfp); break;         \
-    case 2: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 2, scale, sh, lds, pfp); break;         \
-    default: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 1, scale, sh, lds, pfp); break;        \
+    case 4: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 4, scale, sh, lds, pfp, kind); break;   \
+    case 3: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 3, scale, sh, lds, pfp, kind); break;   \
+    case 2: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 2, scale, sh, lds, pfp, kind); break;   \
+    default: dot_rh_avx512(qh, ldq, b, ldr, len, R_, 1, scale, sh, lds, pfp, kind); break;  \
     }
-DS_TARGET_AVX512 static void dot_heads_avx512(const float *q, int nh, int64_t ldq,
-                                              const float *rows, int n, int64_t ldr, int64_t len,
-                                              float scale, float *sc, int64_t lds)
+DS_TARGET_AVX512 DS_INLINE void dot_heads_avx512(const float *q, int nh, int64_t ldq,
+                                                 const void *rows, int n, int64_t ldr,
+                                                 int64_t len, float scale, float *sc,
+                                                 int64_t lds, int kind)
 {
+    const int64_t es = kind == ROWS_F32 ? 4 : 2;
     for (int s = 0; s < n; s += 4) {
-        const float *b = rows + (int64_t)s * ldr;
-        /* the rows DOT_HEADS_PF_ROWS ahead (the cache's rows come from DRAM at decode: the
-         * weights stream through every cache between two tokens) */
+        const char *b = (const char *)rows + (int64_t)s * ldr * es;
+        /* the rows DOT_HEADS_PF_ROWS ahead, during the first head group's FMAs (the cache's
+         * rows come from DRAM at decode: the weights stream through every cache between two
+         * tokens) */
         for (int h = 0; h < nh; h += 4) {
             const float *qh = q + h * ldq;
-            const float *pfp = h == 0 ? b + DOT_HEADS_PF_ROWS * ldr : NULL;
+            const char *pfp = h == 0 ? b + DOT_HEADS_PF_ROWS * ldr * es : NULL;
             float *sh = sc + h * lds + s;
             switch (n - s < 4 ? n - s : 4) {
             case 4: DOT_RH(4) break;
@@ -258,10 +292,11 @@ DS_TARGET_AVX512 static void dot_heads_avx512(const float *q, int nh, int64_t ld
 /* columns [c, c + 16 * V) (or the masked 16 of m when V == 0) of NH heads' accumulators, over
  * all n rows */
 DS_TARGET_AVX512 DS_INLINE void axpy_nh_avx512(float *acc, int64_t lda, const float *p,
-                                               int64_t ldp, const float *rows, int n,
+                                               int64_t ldp, const void *rows, int n,
                                                int64_t ldr, int64_t c, int NH, int V,
-                                               __mmask16 m)
+                                               __mmask16 m, int kind)
 {
+    const int64_t es = kind == ROWS_F32 ? 4 : 2;
     __m512 y[4][4];
     const int nv = V ? V : 1;
     for (int j = 0; j < NH; j++)
@@ -269,10 +304,10 @@ DS_TARGET_AVX512 DS_INLINE void axpy_nh_avx512(float *acc, int64_t lda, const fl
             y[j][v] = V ? _mm512_loadu_ps(acc + j * lda + c + 16 * v)
                         : _mm512_maskz_loadu_ps(m, acc + j * lda + c);
     for (int s = 0; s < n; s++) {
-        const float *x = rows + (int64_t)s * ldr + c;
+        const char *x = (const char *)rows + (int64_t)s * ldr * es;
         __m512 xv[4];
         for (int v = 0; v < nv; v++)
-            xv[v] = V ? _mm512_loadu_ps(x + 16 * v) : _mm512_maskz_loadu_ps(m, x);
+            xv[v] = V ? row16(x, c + 16 * v, kind) : row16_mask(x, c, m, kind);
         for (int j = 0; j < NH; j++) {
             const __m512 va = _mm512_set1_ps(p[j * ldp + s]);
             for (int v = 0; v < nv; v++)
@@ -292,16 +327,18 @@ DS_TARGET_AVX512 DS_INLINE void axpy_nh_avx512(float *acc, int64_t lda, const fl
     do {                                                                                     \
         int64_t c = 0;                                                                       \
         for (; c + 64 <= len; c += 64)                                                       \
-            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 4, 0);                      \
+            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 4, 0, kind);                \
         for (; c + 16 <= len; c += 16)                                                       \
-            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 1, 0);                      \
+            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 1, 0, kind);                \
         if (c < len)                                                                         \
-            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 0, ds_mask16(len - c));     \
+            axpy_nh_avx512(a, lda, ph, ldp, rows, n, ldr, c, NH, 0, ds_mask16(len - c),      \
+                           kind);                                                            \
     } while (0)
 
-DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, const float *p,
-                                               int64_t ldp, const float *rows, int n,
-                                               int64_t ldr, int64_t len)
+DS_TARGET_AVX512 DS_INLINE void axpy_heads_avx512(float *acc, int nh, int64_t lda,
+                                                  const float *p, int64_t ldp,
+                                                  const void *rows, int n, int64_t ldr,
+                                                  int64_t len, int kind)
 {
     for (int h = 0; h < nh; h += 4) {
         float *a = acc + h * lda;
@@ -315,6 +352,26 @@ DS_TARGET_AVX512 static void axpy_heads_avx512(float *acc, int nh, int64_t lda, 
     }
 }
 #undef AXPY_NH
+
+/* the three row layouts of each (separate functions: each inlines its own loads) */
+#define HEADS_KIND(SUF, KIND)                                                                \
+    DS_TARGET_AVX512 static void dot_heads_avx512_##SUF(                                    \
+        const float *q, int nh, int64_t ldq, const void *rows, int n, int64_t ldr,           \
+        int64_t len, float scale, float *sc, int64_t lds)                                   \
+    {                                                                                        \
+        dot_heads_avx512(q, nh, ldq, rows, n, ldr, len, scale, sc, lds, KIND);              \
+    }                                                                                        \
+    DS_TARGET_AVX512 static void axpy_heads_avx512_##SUF(float *acc, int nh, int64_t lda,   \
+                                                         const float *p, int64_t ldp,       \
+                                                         const void *rows, int n,           \
+                                                         int64_t ldr, int64_t len)          \
+    {                                                                                        \
+        axpy_heads_avx512(acc, nh, lda, p, ldp, rows, n, ldr, len, KIND);                   \
+    }
+HEADS_KIND(f32, ROWS_F32)
+HEADS_KIND(f16, ROWS_F16)
+HEADS_KIND(bf16, ROWS_BF16)
+#undef HEADS_KIND
 #endif /* DS_KERNELS_X86 */
 
 /* silu(g) * u with exp(-g) = p(r) * 2^n1 * 2^n2, n = n1 + n2 = round(-g * log2 e),
@@ -516,7 +573,7 @@ void ds_dot_heads_f32_isa(ds_isa isa, const float *q, int nh, int64_t ldq, const
 {
 #if DS_KERNELS_X86
     if (ds_isa_clamp(isa) == DS_ISA_AVX512) {
-        dot_heads_avx512(q, nh, ldq, rows, n, ldr, len, scale, sc, lds);
+        dot_heads_avx512_f32(q, nh, ldq, rows, n, ldr, len, scale, sc, lds);
         return;
     }
 #endif
@@ -530,7 +587,7 @@ void ds_axpy_heads_f32_isa(ds_isa isa, float *acc, int nh, int64_t lda, const fl
 {
 #if DS_KERNELS_X86
     if (ds_isa_clamp(isa) == DS_ISA_AVX512) {
-        axpy_heads_avx512(acc, nh, lda, p, ldp, rows, n, ldr, len);
+        axpy_heads_avx512_f32(acc, nh, lda, p, ldp, rows, n, ldr, len);
         return;
     }
 #endif
@@ -549,6 +606,75 @@ void ds_axpy_heads_f32(float *acc, int nh, int64_t lda, const float *p, int64_t 
                        const float *rows, int n, int64_t ldr, int64_t len)
 {
     ds_axpy_heads_f32_isa(ds_isa_best(), acc, nh, lda, p, ldp, rows, n, ldr, len);
+}
+
+bool ds_heads_h16_fast(void)
+{
+#if DS_KERNELS_X86
+    return ds_isa_best() == DS_ISA_AVX512;
+#else
+    return false;
+#endif
+}
+
+/* Row s of an f16 / bf16 row set as f32 (elements [0, len)). The portable levels. */
+static float h16_at(const uint16_t *rows, int64_t ldr, int s, int64_t i, bool bf16)
+{
+    const uint16_t v = rows[(int64_t)s * ldr + i];
+    return bf16 ? ds_bf16_to_f32(v) : ds_f16_to_f32(v);
+}
+
+void ds_dot_heads_h16_isa(ds_isa isa, const float *q, int nh, int64_t ldq,
+                          const uint16_t *rows, int n, int64_t ldr, int64_t len, float scale,
+                          float *sc, int64_t lds, bool bf16)
+{
+#if DS_KERNELS_X86
+    if (ds_isa_clamp(isa) == DS_ISA_AVX512) {
+        if (bf16)
+            dot_heads_avx512_bf16(q, nh, ldq, rows, n, ldr, len, scale, sc, lds);
+        else
+            dot_heads_avx512_f16(q, nh, ldq, rows, n, ldr, len, scale, sc, lds);
+        return;
+    }
+#endif
+    for (int s = 0; s < n; s++)
+        for (int h = 0; h < nh; h++) {
+            float acc = 0.0f;
+            for (int64_t i = 0; i < len; i++)
+                acc += q[h * ldq + i] * h16_at(rows, ldr, s, i, bf16);
+            sc[h * lds + s] = scale * acc;
+        }
+}
+
+void ds_axpy_heads_h16_isa(ds_isa isa, float *acc, int nh, int64_t lda, const float *p,
+                           int64_t ldp, const uint16_t *rows, int n, int64_t ldr, int64_t len,
+                           bool bf16)
+{
+#if DS_KERNELS_X86
+    if (ds_isa_clamp(isa) == DS_ISA_AVX512) {
+        if (bf16)
+            axpy_heads_avx512_bf16(acc, nh, lda, p, ldp, rows, n, ldr, len);
+        else
+            axpy_heads_avx512_f16(acc, nh, lda, p, ldp, rows, n, ldr, len);
+        return;
+    }
+#endif
+    for (int s = 0; s < n; s++)
+        for (int h = 0; h < nh; h++)
+            for (int64_t i = 0; i < len; i++)
+                acc[h * lda + i] += p[h * ldp + s] * h16_at(rows, ldr, s, i, bf16);
+}
+
+void ds_dot_heads_h16(const float *q, int nh, int64_t ldq, const uint16_t *rows, int n,
+                      int64_t ldr, int64_t len, float scale, float *sc, int64_t lds, bool bf16)
+{
+    ds_dot_heads_h16_isa(ds_isa_best(), q, nh, ldq, rows, n, ldr, len, scale, sc, lds, bf16);
+}
+
+void ds_axpy_heads_h16(float *acc, int nh, int64_t lda, const float *p, int64_t ldp,
+                       const uint16_t *rows, int n, int64_t ldr, int64_t len, bool bf16)
+{
+    ds_axpy_heads_h16_isa(ds_isa_best(), acc, nh, lda, p, ldp, rows, n, ldr, len, bf16);
 }
 
 void ds_rmsnorm_isa(ds_isa isa, float *y, const float *x, const float *w, int64_t n, float eps)

@@ -592,6 +592,8 @@ static cfg cfg_v2(void) /* V2-like: q-LoRA, softmax, groups by max 4 -> 2, scale
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
+static bool g_kv_segments; /* check_against_reference_n: force the f16/bf16 segment path */
+
 static void check_against_reference_n(cfg c, bool split, uint32_t n_batch, ds_kv_type kt,
                                       double tol, uint32_t n)
 {
@@ -606,6 +608,7 @@ static void check_against_reference_n(cfg c, bool split, uint32_t n_batch, ds_kv
         refd[i] = (float)ref[i];
     float *got = calloc((size_t)n * V, sizeof(float));
     ds2_state *st = mkstate(split ? &s->md_split : &s->md_comb, n + 3, n_batch, kt);
+    ds2_state_force_kv_segments(st, g_kv_segments);
     fwd(st, tok, n, got, true);
     assert_int_equal(ds2_state_pos(st), n);
     double m = max_abs(refd, (size_t)n * V), dd = max_diff(refd, got, (size_t)n * V);
@@ -687,6 +690,15 @@ static void test_reference_long(void **state)
     /* (bf16 on the V3-like model flips the routing of a couple of tokens out of 1030: a
      * property of bf16, so bf16 is checked on the model without group-limited routing) */
     check_against_reference_n(c, true, 700, DS_KV_BF16, 3e-2, 1030);
+    /* decode-sized chunks over f16/bf16 caches past ATT_SPLIT_MIN keys: read in place by the
+     * AVX-512 kernels (halves on two jobs, as f32), and through f32 segments (the path
+     * without them) */
+    for (int seg = 0; seg < 2; seg++) {
+        g_kv_segments = seg;
+        check_against_reference_n(c, true, 1, DS_KV_F16, 5e-3, 420);
+        check_against_reference_n(c, true, 5, DS_KV_BF16, 3e-2, 420);
+    }
+    g_kv_segments = false;
 }
 
 /* A prefill on two threads (the routed experts as one task per expert, moe_tasks; run_jobs

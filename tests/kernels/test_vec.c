@@ -1,6 +1,7 @@
 /*
- * tests/kernels/test_vec.c — f32 vector ops (rmsnorm, softmax, silu_mul, exp_sum, max, dot, axpy) at every
- * ISA level against double-precision references, on lengths with SIMD tails.
+ * tests/kernels/test_vec.c — f32 vector ops (rmsnorm, softmax, silu_mul, exp_sum, max, dot, axpy,
+ * the attention heads kernels over f32 and f16/bf16 rows) at every ISA level against
+ * double-precision references, on lengths with SIMD tails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,6 +291,89 @@ static void test_heads(void **state)
             }
 }
 
+/* The attention kernels over f16 / bf16 rows: at the AVX-512 level the bits of the f32 kernels
+ * on the rows' exact f32 values (scores and accumulators), elsewhere within a few ulp of
+ * double precision; nothing outside the outputs is written. */
+static void test_heads_h16(void **state)
+{
+    (void)state;
+    static const int k_nh[] = {1, 3, 4, 8, 16};
+    static const int64_t k_len[] = {1, 15, 16, 17, 33, 64, 512, 576};
+    static const int k_n[] = {1, 3, 4, 5, 13};
+    enum { MAXH = 16, MAXS = 13, MAXL = 576, LD = MAXL + 3, LDS = MAXS + 2 };
+    static float q[MAXH * LD], rf[MAXS * LD], p[MAXH * LDS], sc[MAXH * LDS], sw[MAXH * LDS];
+    static float acc[MAXH * LD], acc0[MAXH * LD], accw[MAXH * LD];
+    static uint16_t rh[MAXS * LD];
+    kr_rng r = {23};
+    fill(&r, q, MAXH * LD, 1.0f);
+    fill(&r, p, MAXH * LDS, 1.0f);
+    fill(&r, acc0, MAXH * LD, 1.0f);
+    for (int bf = 0; bf < 2; bf++) {
+        fill(&r, rf, MAXS * LD, 2.0f);
+        for (int i = 0; i < MAXS * LD; i++) { /* the rows and their exact f32 values */
+            rh[i] = bf ? ds_f32_to_bf16(rf[i]) : ds_f32_to_f16(rf[i]);
+            rf[i] = bf ? ds_bf16_to_f32(rh[i]) : ds_f16_to_f32(rh[i]);
+        }
+        for (size_t a = 0; a < sizeof k_nh / sizeof k_nh[0]; a++)
+            for (size_t b = 0; b < sizeof k_len / sizeof k_len[0]; b++)
+                for (size_t c = 0; c < sizeof k_n / sizeof k_n[0]; c++)
+                    for (int isa = 0; isa <= (int)ds_isa_best(); isa++) {
+                        const int nh = k_nh[a], n = k_n[c];
+                        const int64_t len = k_len[b];
+                        const bool exact = isa == DS_ISA_AVX512;
+                        for (int i = 0; i < MAXH * LDS; i++)
+                            sc[i] = sw[i] = -7.0f;
+                        ds_dot_heads_h16_isa((ds_isa)isa, q, nh, LD, rh, n, LD, len, 0.125f, sc,
+                                             LDS, bf);
+                        if (exact)
+                            ds_dot_heads_f32_isa((ds_isa)isa, q, nh, LD, rf, n, LD, len, 0.125f,
+                                                 sw, LDS);
+                        for (int h = 0; h < MAXH; h++)
+                            for (int s = 0; s < LDS; s++) {
+                                const float got = sc[h * LDS + s];
+                                if (h >= nh || s >= n) {
+                                    assert_true(got == -7.0f);
+                                    continue;
+                                }
+                                double dot = 0.0, mag = 0.0;
+                                for (int64_t i = 0; i < len; i++) {
+                                    dot += (double)q[h * LD + i] * rf[s * LD + i];
+                                    mag += fabs((double)q[h * LD + i] * rf[s * LD + i]);
+                                }
+                                if (exact ? memcmp(&got, &sw[h * LDS + s], sizeof got) != 0
+                                          : fabs(got - 0.125 * dot) > 0.125 * mag * 4e-7 * 8 + 1e-30)
+                                    fail_msg("dot_heads_h16 %s isa %s nh %d len %lld n %d [%d][%d]: "
+                                             "%.9g against %.9g", bf ? "bf16" : "f16",
+                                             ds_isa_name((ds_isa)isa), nh, (long long)len, n, h, s,
+                                             got, exact ? sw[h * LDS + s] : 0.125 * dot);
+                            }
+                        memcpy(acc, acc0, sizeof acc);
+                        memcpy(accw, acc0, sizeof acc);
+                        ds_axpy_heads_h16_isa((ds_isa)isa, acc, nh, LD, p, LDS, rh, n, LD, len, bf);
+                        if (exact) {
+                            ds_axpy_heads_f32_isa((ds_isa)isa, accw, nh, LD, p, LDS, rf, n, LD, len);
+                            if (memcmp(acc, accw, sizeof acc) != 0)
+                                fail_msg("axpy_heads_h16 %s nh %d len %lld n %d: not the f32 bits",
+                                         bf ? "bf16" : "f16", nh, (long long)len, n);
+                            continue;
+                        }
+                        for (int h = 0; h < MAXH; h++)
+                            for (int64_t i = 0; i < LD; i++) {
+                                double want = acc0[h * LD + i], mag = fabs(want);
+                                if (h < nh && i < len)
+                                    for (int s = 0; s < n; s++) {
+                                        want += (double)p[h * LDS + s] * rf[s * LD + i];
+                                        mag += fabs((double)p[h * LDS + s] * rf[s * LD + i]);
+                                    }
+                                if (fabs(acc[h * LD + i] - want) > mag * 4e-7 * 4)
+                                    fail_msg("axpy_heads_h16 %s isa %s nh %d len %lld n %d [%d][%lld]",
+                                             bf ? "bf16" : "f16", ds_isa_name((ds_isa)isa), nh,
+                                             (long long)len, n, h, (long long)i);
+                            }
+                    }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_softmax_silu),
         cmocka_unit_test(test_silu_isa),
         cmocka_unit_test(test_exp_sum_max),
+        cmocka_unit_test(test_heads_h16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
