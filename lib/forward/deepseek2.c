@@ -1167,8 +1167,9 @@ static ds_status mla(ds2_state *st, uint32_t l, uint32_t p0, uint32_t T, ds_err 
  * two job groups: the gate and up products of every selected expert and of the shared expert,
  * then their down products (an expert or shared product of more than 4 rows (MM_JOB_MAX_M) runs
  * alone through ds_mm_run). The expert inputs are gathered in assignment order (grouped by
- * expert) and the outputs combined in that order, as in the expert-by-expert path, so the
- * result is identical. Writes the block output to st->tmp. */
+ * expert; an expert with one token reads that token's row in place) and the outputs combined
+ * in that order, as in the expert-by-expert path, so the result is identical. Writes the block
+ * output to st->tmp. */
 static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
 {
     const ds2_layer *ly = &st->md->w.layers[l];
@@ -1177,17 +1178,22 @@ static ds_status moe_jobs(ds2_state *st, uint32_t l, uint32_t T, ds_err *err)
     const uint32_t n_asg = st->off[E];
     ds_mm_job *jobs = st->jobs;
     int n = 0;
-    for (uint32_t j = 0; j < n_asg; j++)
-        memcpy(st->xgk + (size_t)j * d, st->h + (size_t)st->gtok[j] * d,
-               (size_t)d * sizeof(float));
     for (uint32_t e = 0; e < E; e++) {
         const uint32_t a = st->off[e], cnt = st->off[e + 1] - a;
         if (cnt == 0)
             continue;
-        jobs[n++] = (ds_mm_job){&ly->ffn_gate_exps, e, st->xgk + (size_t)a * d, cnt, d,
-                             st->fgk + (size_t)a * F, F};
-        jobs[n++] = (ds_mm_job){&ly->ffn_up_exps, e, st->xgk + (size_t)a * d, cnt, d,
-                             st->fuk + (size_t)a * F, F};
+        /* an expert of one token reads the token's row in place (at decode every expert's
+         * gate and up then share one quantized activation, ds_mm_run_jobs); several tokens'
+         * rows are gathered */
+        const float *x = st->h + (size_t)st->gtok[a] * d;
+        if (cnt > 1) {
+            for (uint32_t j = a; j < a + cnt; j++)
+                memcpy(st->xgk + (size_t)j * d, st->h + (size_t)st->gtok[j] * d,
+                       (size_t)d * sizeof(float));
+            x = st->xgk + (size_t)a * d;
+        }
+        jobs[n++] = (ds_mm_job){&ly->ffn_gate_exps, e, x, cnt, d, st->fgk + (size_t)a * F, F};
+        jobs[n++] = (ds_mm_job){&ly->ffn_up_exps, e, x, cnt, d, st->fuk + (size_t)a * F, F};
     }
     if (sw) {
         jobs[n++] = (ds_mm_job){&ly->ffn_gate_shexp, 0, st->h, T, d, st->fg, sw};

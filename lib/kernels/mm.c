@@ -1190,7 +1190,8 @@ ds_status ds_mm_run_heads(ds_mm *mm, const ds_weight *W, int64_t n_heads, const 
  * MM_JOB_PIECE_MIN and MM_JOB_PIECE_MAX: large while much is left, small at the end, so that
  * the threads finish close together (with fixed 2 MiB pieces a thread waited half a piece on
  * average at the end of every group). On the int8 GEMV path (row layout) each job's
- * activation is quantized once, before the region, and a piece is one direct kernel call;
+ * activation is quantized once, before the region (once for all the jobs that read the same
+ * rows in the same format), and a piece is one direct kernel call;
  * otherwise a piece is a single-threaded ds_mm_run_rows. The GEMV kernels compute every row
  * on its own, so the results are exactly those of one ds_mm_run per product. Products of more
  * than MM_JOB_MAX_M rows (oneDNN), and everything with one thread, run one after the other
@@ -1247,6 +1248,18 @@ ds_status ds_mm_run_jobs(ds_mm *mm, const ds_mm_job *jobs, int n, ds_err *err)
             continue;
         const ds_act_kind act = ds_type_kernels_get(jb->w->type)->act;
         const int64_t K = jb->w->ne[0];
+        /* jobs that read the same rows in the same activation format share one quantization
+         * (a decode step's q and kv_a, every expert's gate and up: the same bits) */
+        int i = 0;
+        for (; i < j; i++)
+            if (ja[i].q8 && jobs[i].x == jb->x && jobs[i].m == jb->m &&
+                jobs[i].ldx == jb->ldx && jobs[i].w->ne[0] == K &&
+                ds_type_kernels_get(jobs[i].w->type)->act == act)
+                break;
+        if (i < j) {
+            ja[j].xa = ja[i].xa;
+            continue;
+        }
         ds_qact_quantize(isa, act, jb->x, jb->m, jb->ldx, K, xq, &ja[j].xa);
         xq += qact_bytes64(act, jb->m, K);
     }

@@ -400,11 +400,13 @@ static void test_matmul_heads(void **state)
 
 /* ds_mm_run_jobs == ds_mm_run per job, bit for bit: a group mixing direct GEMV pieces (Q8_0,
  * Q5_0, several pieces each), F32 (pieces through ds_mm_run_rows), an empty job and a 7-row
- * job (oneDNN, run alone), both precisions, 1 and 2 threads; then a bad job. */
+ * job (oneDNN, run alone), and jobs reading the rows of an earlier one (the same rows and
+ * activation format: one quantization shared; another format or row count: their own), both
+ * precisions, 1 and 2 threads; then a bad job. */
 static void test_matmul_jobs(void **state)
 {
     (void)state;
-    enum { K = 1024, N = 544, NJ = 5 };
+    enum { K = 1024, N = 544, NJ = 8 };
     tw q8, f32, q5;
     tw_make(&q8, DS_GGML_Q8_0, K, N, 2, 31);
     tw_make(&f32, DS_GGML_F32, K, 64, 1, 32);
@@ -419,9 +421,10 @@ static void test_matmul_jobs(void **state)
         q5.w.nbytes = rb * N;
         q5.w.data = q5.data;
     }
-    const int64_t ms[NJ] = {1, 2, 1, 0, 7};
-    const ds_weight *ws[NJ] = {&q8.w, &q5.w, &f32.w, &q8.w, &q8.w};
-    const int64_t ex[NJ] = {1, 0, 0, 0, 1};
+    const int64_t ms[NJ] = {1, 2, 1, 0, 7, 1, 1, 2};
+    const ds_weight *ws[NJ] = {&q8.w, &q5.w, &f32.w, &q8.w, &q8.w, &q8.w, &q5.w, &q8.w};
+    const int64_t ex[NJ] = {1, 0, 0, 0, 1, 0, 0, 1};
+    const int xo[NJ] = {0, 1, 2, 3, 4, 0, 0, 0}; /* row offsets into X: 5-7 reuse job 0's */
     float *X = malloc(sizeof(float) * 8 * K);
     kr_rng r = {9};
     for (int64_t i = 0; i < 8 * K; i++)
@@ -434,13 +437,13 @@ static void test_matmul_jobs(void **state)
             assert_int_equal(ds_mm_create(&mm, nt, prec, &err), DS_OK);
             ds_mm_job jobs[NJ];
             for (int j = 0; j < NJ; j++)
-                jobs[j] = (ds_mm_job){ws[j], ex[j], X + j, ms[j], K + 8, Y + (size_t)j * 8 * N,
-                                      ws[j]->ne[1] + 3};
+                jobs[j] = (ds_mm_job){ws[j], ex[j], X + xo[j], ms[j], K + 8,
+                                      Y + (size_t)j * 8 * N, ws[j]->ne[1] + 3};
             for (size_t i = 0; i < (size_t)NJ * 8 * N; i++)
                 Y[i] = Z[i] = NAN;
             assert_int_equal(ds_mm_run_jobs(mm, jobs, NJ, &err), DS_OK);
             for (int j = 0; j < NJ; j++)
-                assert_int_equal(ds_mm_run(mm, ws[j], ex[j], X + j, ms[j], K + 8,
+                assert_int_equal(ds_mm_run(mm, ws[j], ex[j], X + xo[j], ms[j], K + 8,
                                            Z + (size_t)j * 8 * N, ws[j]->ne[1] + 3, &err),
                                  DS_OK);
             if (memcmp(Y, Z, sizeof(float) * NJ * 8 * N) != 0)

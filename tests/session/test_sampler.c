@@ -44,6 +44,37 @@ static void test_rng_reference(void **state)
     }
 }
 
+/* Greedy over long vectors (SIMD blocks and tails): the first usable logit of the largest
+ * value, against a plain scan, with NaN and -inf sprinkled in, ties across 16-element
+ * boundaries, a +inf, and nothing usable. */
+static void test_greedy_long(void **state)
+{
+    (void)state;
+    enum { N = 4099 };
+    static float v[N];
+    void *scr = malloc(ds_sampler_scratch_bytes(N, 16));
+    ds_rng r;
+    ds_rng_seed(&r, 3);
+    for (int round = 0; round < 200; round++) {
+        const size_t n = 1 + (size_t)(ds_rng_next(&r) % N);
+        for (size_t i = 0; i < n; i++) {
+            const uint64_t k = ds_rng_next(&r) % 64;
+            v[i] = k == 0 ? NAN : k == 1 ? -INFINITY : (float)(ds_rng_next(&r) % 200) - 100.0f;
+        }
+        if (round % 7 == 3)
+            v[ds_rng_next(&r) % n] = INFINITY;
+        if (round % 11 == 5)
+            for (size_t i = 0; i < n; i++)
+                v[i] = i % 2 ? NAN : -INFINITY;
+        int32_t want = -1;
+        for (size_t i = 0; i < n; i++)
+            if (!isnan(v[i]) && v[i] != -INFINITY && (want < 0 || v[i] > v[want]))
+                want = (int32_t)i;
+        assert_int_equal(ds_sample(&k_greedy, &r, v, n, NULL, 0, NULL, 0, scr), want);
+    }
+    free(scr);
+}
+
 static void test_greedy_and_edges(void **state)
 {
     (void)state;
@@ -248,6 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng_reference),
         cmocka_unit_test(test_greedy_and_edges),
+        cmocka_unit_test(test_greedy_long),
         cmocka_unit_test(test_penalty_math),
         cmocka_unit_test(test_distributions),
         cmocka_unit_test(test_session_penalties),
