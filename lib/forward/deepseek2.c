@@ -116,7 +116,6 @@ struct ds2_state {
     size_t n_owned, cap_owned;
     uint64_t bytes;
     bool measure;  /* sizing pass (ds2_state_estimate): st_alloc only counts */
-    bool kv_segments; /* f16/bf16 caches through converted segments even with fast kernels */
 
     /* batched decode (ds2_forward_batch): while set, token t of the running chunk belongs to
      * state bst[t] (its cache and position); NULL for an ordinary single-sequence chunk */
@@ -142,7 +141,8 @@ struct ds2_state {
     float *xg;     /* [B][d] gathered expert inputs */
     float *dg;     /* [B][d] expert outputs */
     float *cs;     /* [B][d_r] cos/sin */
-    float *kseg;   /* [seg_rows][W] converted cache segment (f16/bf16 caches) */
+    float *kseg;   /* [seg_rows][W] converted cache segment (f16/bf16 caches read through
+                      segments; NULL when attention reads the cache in place) */
     uint32_t seg_rows;
     /* matmul attention (chunks of >= ATT_MM_MIN_T tokens; NULL when n_batch is smaller) */
     uint32_t att_tq; /* tokens per query tile */
@@ -456,8 +456,11 @@ static ds_status alloc_scratch(ds2_state *st, ds_err *err)
     A(dg, sz3(B, st->d, 1), float, "expert outputs");
     A(cs, sz3(B, st->d_r ? st->d_r : 2, 1), float, "rope cos/sin");
     st->seg_rows = st->p.n_ctx < ATT_SEG ? st->p.n_ctx : ATT_SEG;
-    A(kseg, sz3(st->p.kv_type == DS_KV_F32 ? 1 : st->seg_rows, st->W, 1), float,
-      "cache segment");
+    /* an f16/bf16 cache is converted to f32 segments only without the AVX-512 kernels that
+     * read it in place (or when the params ask for the segments) */
+    st->kseg = NULL;
+    if (st->p.kv_type != DS_KV_F32 && (st->p.kv_segments || !ds_heads_h16_fast()))
+        A(kseg, sz3(st->seg_rows, st->W, 1), float, "cache segment");
     if (B >= ATT_MM_MIN_T) {
         size_t tq = ATT_QROWS / H;
         st->att_tq = (uint32_t)(tq < 1 ? 1 : tq > B ? B : tq);
@@ -667,7 +670,6 @@ ds_status ds2_state_estimate(const ds_model_data *md, int n_threads, const ds2_s
 }
 
 uint32_t ds2_state_pos(const ds2_state *st) { return ds_kv_pos(st->kv); }
-void ds2_state_force_kv_segments(ds2_state *st, bool on) { st->kv_segments = on; }
 uint32_t ds2_state_n_vocab(const ds2_state *st) { return st->n_vocab; }
 uint32_t ds2_state_n_ctx(const ds2_state *st) { return ds_kv_n_ctx(st->kv); }
 const ds_kv_cache *ds2_state_kv(const ds2_state *st) { return st->kv; }
@@ -799,8 +801,9 @@ static uint32_t att_split_at(uint32_t pos)
  * ATT_HGROUP heads; smaller groups when there would be fewer jobs than threads), OpenMP over
  * jobs (round-robin, which balances the causal triangle). An f32 cache is read in place, an
  * f16/bf16 one too with the AVX-512 kernels (which give the bits the f32 kernels give on the
- * rows' f32 values); without them (or with st->kv_segments) it is converted segment by
- * segment (ATT_SEG rows, shared by all jobs).
+ * rows' f32 values); where the cache's state has a segment buffer kseg (no such kernels, or
+ * ds2_state_params.kv_segments) it is converted segment by segment (ATT_SEG rows, shared by
+ * all jobs).
  * ctx2, ml2: room for the second halves of T tokens' keys (att_split_at; cache read in place). */
 static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg, uint32_t seg,
                         uint32_t l, uint32_t p0, uint32_t T, const float *qc, float *ctx,
@@ -822,7 +825,7 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
     const int nt = work < PAR_MIN_WORK ? 1 : st->nt;
     /* rows read in place: f32, or f16/bf16 with the AVX-512 kernels */
     const ds_kv_type rt = ds_kv_get_type(kv);
-    const bool direct = rt == DS_KV_F32 || (ds_heads_h16_fast() && !st->kv_segments);
+    const bool direct = rt == DS_KV_F32 || !kseg;
     /* head groups: ATT_HGROUP heads, fewer when a token would have fewer jobs than the
      * threads need (a token whose keys are split has two per group; with the cache read in
      * place the first token splits if any does) */

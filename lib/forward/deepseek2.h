@@ -33,6 +33,9 @@ typedef struct ds2_state_params {
     uint32_t n_batch;        /* max tokens per prefill chunk (scratch is sized for it) */
     ds2_abort_fn abort_fn;   /* may be NULL */
     void *abort_user_data;
+    bool kv_segments;        /* tests: attention reads an f16/bf16 cache through f32 segments
+                                (the path of CPUs without the AVX-512 kernels,
+                                ds_heads_h16_fast()) instead of in place */
 } ds2_state_params;
 
 ds_status ds2_state_create(ds2_state **out, const ds_model_data *md, ds_mm *mm,
@@ -41,9 +44,6 @@ void ds2_state_free(ds2_state *st);
 
 /* Tokens currently in the cache (the position of the next token). */
 uint32_t ds2_state_pos(const ds2_state *st);
-/* Tests: attention reads an f16/bf16 cache through f32 segments (the path of CPUs without
- * the AVX-512 kernels, ds_heads_h16_fast()) instead of in place. */
-void ds2_state_force_kv_segments(ds2_state *st, bool on);
 /* Drop cached tokens from the end so that pos == new_pos (new_pos <= pos). */
 ds_status ds2_state_truncate(ds2_state *st, uint32_t new_pos, ds_err *err);
 /* Bytes the state allocated (cache + scratch). */

@@ -507,10 +507,13 @@ static void reference(const synth *s, const int32_t *tok, uint32_t n, double *lo
 
 static ds_mm *g_mm;
 
+static bool g_kv_segments; /* mkstate: f16/bf16 caches through f32 segments */
+
 static ds2_state *mkstate(const ds_model_data *md, uint32_t n_ctx, uint32_t n_batch,
                           ds_kv_type kt)
 {
-    ds2_state_params p = {.n_ctx = n_ctx, .kv_type = kt, .n_batch = n_batch};
+    ds2_state_params p = {.n_ctx = n_ctx, .kv_type = kt, .n_batch = n_batch,
+                          .kv_segments = g_kv_segments};
     ds2_state *st = NULL;
     ds_err err;
     ds_err_clear(&err);
@@ -592,8 +595,6 @@ static cfg cfg_v2(void) /* V2-like: q-LoRA, softmax, groups by max 4 -> 2, scale
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
-static bool g_kv_segments; /* check_against_reference_n: force the f16/bf16 segment path */
-
 static void check_against_reference_n(cfg c, bool split, uint32_t n_batch, ds_kv_type kt,
                                       double tol, uint32_t n)
 {
@@ -608,7 +609,6 @@ static void check_against_reference_n(cfg c, bool split, uint32_t n_batch, ds_kv
         refd[i] = (float)ref[i];
     float *got = calloc((size_t)n * V, sizeof(float));
     ds2_state *st = mkstate(split ? &s->md_split : &s->md_comb, n + 3, n_batch, kt);
-    ds2_state_force_kv_segments(st, g_kv_segments);
     fwd(st, tok, n, got, true);
     assert_int_equal(ds2_state_pos(st), n);
     double m = max_abs(refd, (size_t)n * V), dd = max_diff(refd, got, (size_t)n * V);
