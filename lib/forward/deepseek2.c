@@ -37,8 +37,8 @@
  * is converted to f32 in segments of ATT_SEG rows shared by all heads), OpenMP parallelises
  * over (token, head) pairs. With the cache read in place, a token with at least ATT_SPLIT_MIN
  * keys attends over the two halves of its keys as two jobs (split at a multiple of ATT_BLOCK
- * fixed by its position), merged afterwards: at decode each thread streams half of the cache. The per-head
- * products (W_UK^T, W_UV) run as one OpenMP loop over heads.
+ * fixed by its position), merged afterwards: at decode each thread streams half of the cache.
+ * The per-head products (W_UK^T, W_UV) run as one OpenMP loop over heads.
  *
  * Products of a few rows (decode) that do not depend on each other run as one job group
  * (ds_mm_run_jobs: q and kv_a; gate and up; all experts' gate and up, then all their down products)
@@ -701,13 +701,14 @@ uint64_t ds2_state_bytes(const ds2_state *st)
 
 /* Online-softmax update of nh heads of one token (queries q + h*W, running max and sum
  * ml + 2h, accumulators acc + h*d_c) with keys rows[0..n) (absolute positions b0.., already
- * limited to the token's causal range). Keys are taken in sub-blocks of ATT_BLOCK that start
- * at absolute multiples of ATT_BLOCK, so the arithmetic does not depend on how the rows were
- * segmented or chunked. Each head sees the same operations in the same order as it would
- * alone (ds_dot_f32 per score, ds_axpy_f32 per key row in order); ds_dot_heads_f32 and
- * ds_axpy_heads_f32 load a key row once for up to four heads and keep the accumulated
- * columns in registers across the block's rows (measured: ~3x faster than one dot and one
- * axpy call per head and row, same bits). */
+ * limited to the token's causal range; elements of type rt: f32, or f16/bf16 for the
+ * ds_*_heads_h16 kernels). Keys are taken in sub-blocks of ATT_BLOCK that start at absolute
+ * multiples of ATT_BLOCK, so the arithmetic does not depend on how the rows were segmented
+ * or chunked. Each head sees the same operations as it would alone: the heads kernels load a
+ * key row once for up to four heads (scores in tiles of 4 rows x 4 heads; accumulators kept
+ * in registers across the block's rows, the bits of ds_axpy_f32 per key row in order), the
+ * block's maxima and exp(score - max) with their sums vectorised (ds_max_f32,
+ * ds_exp_sum_f32). */
 static void attend_rows_heads(const float *q, uint32_t nh, const void *rows, ds_kv_type rt,
                               uint32_t b0, uint32_t n, uint32_t W, uint32_t d_c, float scale,
                               float *ml, float *acc)

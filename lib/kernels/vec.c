@@ -6,7 +6,9 @@
  * same bits) and a plain C one (libm expf): a prefill's expert activations are millions of
  * elements, at ~4 ns each through libm. softmax is plain C (a small part of a token's work).
  * exp_sum (x = exp(x - m) and its sum) and max, the softmax steps of decode attention's
- * blocks, have AVX-512 and AVX2 versions on the same polynomial (within ~2 ulp of expf).
+ * blocks, have AVX-512 and AVX2 versions on the same polynomial (within 4e-7 of exp). The
+ * attention heads kernels also read f16/bf16 rows (ds_*_heads_h16: converted as loaded in the
+ * AVX-512 loops, a plain loop elsewhere).
  */
 #include "kernels/kernels_impl.h"
 
@@ -186,8 +188,8 @@ DS_TARGET_AVX512 DS_INLINE __m512 row16_mask(const void *b, int64_t i, __mmask16
 /* R rows x NH heads of dot products over len: one accumulator per pair, each 16-wide step
  * loading the R row vectors and NH query vectors once for R x NH FMAs (the per-row, 4-heads
  * form loaded 1.25 vectors per FMA and was load-bound: ~62 GMAC/s per core on the AMD VM).
- * pf (bytes; NULL: none): R rows of the same layout to prefetch, one line per row as the
- * loop passes its offset. */
+ * pf (NULL: none): 4 rows of the same layout to prefetch, one line of each as the loop
+ * passes its offset. kind: ROWS_*. */
 DS_TARGET_AVX512 DS_INLINE void dot_rh_avx512(const float *q, int64_t ldq, const void *b,
                                               int64_t ldr, int64_t len, int R, int NH,
                                               float scale, float *sc, int64_t lds,
