@@ -350,6 +350,12 @@ static double bw_fraction(uint64_t wbytes, double tps, double gbs)
     return gbs > 0 ? (double)wbytes * tps / (gbs * 1e9) : 0.0;
 }
 
+/* Prefill's fraction of a bf16 peak: FLOP/s / GFLOP/s (0 without a peak). */
+static double pk_fraction(double flops_per_s, double peak_gflops)
+{
+    return peak_gflops > 0 ? flops_per_s / 1e9 / peak_gflops : 0.0;
+}
+
 /* A pause before a probe right after decoding: the library's OpenMP threads spin for a while
  * after each parallel region (libgomp's default; forever with OMP_WAIT_POLICY=active, which
  * makes every probe share the cores with them: measured 101-104 % "of the bandwidth" instead
@@ -555,8 +561,7 @@ typedef struct peak_result {
     int64_t m, k, n;        /* the shape of the best */
 } peak_result;
 
-/* The best GFLOP/s over the shapes and layouts below, each best of `reps` executions. */
-static peak_result measure_bf16_peak(int threads, int reps)
+static peak_result measure_bf16_peak(int threads)
 {
     peak_result r = {0};
 #ifdef _OPENMP
@@ -573,7 +578,7 @@ static peak_result measure_bf16_peak(int threads, int reps)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             for (int packed = 0; packed < 2; packed++) {
                 double g = dnnl_bf16_gflops(eng, strm, shapes[s][0], shapes[s][1], shapes[s][2],
-                                            packed, reps);
+                                            packed, 7);
                 if (g > r.gflops) {
                     r.gflops = g;
                     r.m = shapes[s][0];
@@ -865,7 +870,8 @@ int ds_cmd_bench(int argc, char **argv)
     double *run_bw = calloc((size_t)repeat * 5, sizeof *run_bw);
     double *run_med = run_bw ? run_bw + repeat : NULL, *run_tps = run_bw ? run_bw + 2 * repeat : NULL;
     /* per run: its prefill time and the bf16 peak sampled right after it */
-    double *run_pf_s = run_bw ? run_bw + 3 * repeat : NULL, *run_pk = run_bw ? run_bw + 4 * repeat : NULL;
+    double *run_pf_s = run_bw ? run_bw + 3 * repeat : NULL;
+    double *run_pk = run_bw ? run_bw + 4 * repeat : NULL;
     uint64_t peak_rss = 0;
     if (!run_bw)
         s = DS_ERR_NO_MEMORY;
@@ -884,7 +890,7 @@ int ds_cmd_bench(int argc, char **argv)
         /* the peak right after the prefill: the two sample the same stretch of the machine's
          * speed (it drifts on a shared VM) */
         if (s == DS_OK && probe)
-            run_pk[rep] = measure_bf16_peak(threads, 7).gflops;
+            run_pk[rep] = measure_bf16_peak(threads).gflops;
         if (s == DS_OK && sess_size && rep == repeat - 1) {
             file_after_prompt = session_file_size(ss);
             tok_after_prompt = ds_session_n_tokens(ss);
@@ -967,8 +973,8 @@ int ds_cmd_bench(int argc, char **argv)
      * shared machine either may catch a busy moment */
     peak_result pk = {0};
     if (probe) {
-        pk = measure_bf16_peak(threads, 7);
-        const peak_result pk2 = measure_bf16_peak(threads, 7);
+        pk = measure_bf16_peak(threads);
+        const peak_result pk2 = measure_bf16_peak(threads);
         if (pk2.gflops > pk.gflops) {
             const double inplace = pk.inplace_gflops;
             pk = pk2;
@@ -987,9 +993,9 @@ int ds_cmd_bench(int argc, char **argv)
     /* the headline: the best run's prefill against the peak sampled right after it */
     double pfrac = 0.0;
     for (long r = 0; r < repeat; r++)
-        if (run_pk[r] > 0 && flops_tok * n_prompt / run_pf_s[r] / 1e9 / run_pk[r] > pfrac)
-            pfrac = flops_tok * n_prompt / run_pf_s[r] / 1e9 / run_pk[r];
-    const double pfrac_best = pk.gflops > 0 ? prefill_gflops / pk.gflops : 0.0;
+        if (pk_fraction(flops_tok * n_prompt / run_pf_s[r], run_pk[r]) > pfrac)
+            pfrac = pk_fraction(flops_tok * n_prompt / run_pf_s[r], run_pk[r]);
+    const double pfrac_best = pk_fraction(prefill_gflops * 1e9, pk.gflops);
     const uint64_t kvb = in.kv_bytes_per_token / (kv == DS_KV_F32 ? 1 : 2);
     /* session file growth per 1,000 tokens: the slope between the two sizes */
     double file_per_1k = 0.0;
@@ -1020,15 +1026,13 @@ int ds_cmd_bench(int argc, char **argv)
         /* every run: its prefill and the peak after it, its decode tokens/s, the probe after
          * it, and the fractions against them */
         printf(", \"runs\": [");
-        for (long r = 0; r < repeat; r++) {
-            const double g = flops_tok * n_prompt / run_pf_s[r] / 1e9;
+        for (long r = 0; r < repeat; r++)
             printf("%s{\"prefill_tps\": %.3f, \"bf16_peak_gflops\": %.3f, "
                    "\"prefill_peak_fraction\": %.4f, \"decode_tps\": %.3f, \"bandwidth_gbs\": "
                    "%.3f, \"bandwidth_median_gbs\": %.3f, \"decode_bw_fraction\": %.4f}",
                    r ? ", " : "", n_prompt / run_pf_s[r], run_pk[r],
-                   run_pk[r] > 0 ? g / run_pk[r] : 0.0, run_tps[r], run_bw[r], run_med[r],
-                   bw_fraction(wbytes, run_tps[r], run_bw[r]));
-        }
+                   pk_fraction(flops_tok * n_prompt / run_pf_s[r], run_pk[r]), run_tps[r],
+                   run_bw[r], run_med[r], bw_fraction(wbytes, run_tps[r], run_bw[r]));
         printf("]");
         if (sess_size)
             printf(", \"session_file_bytes\": [[%zu, %zu], [%zu, %zu]]"
@@ -1077,8 +1081,7 @@ int ds_cmd_bench(int argc, char **argv)
                 printf("  run %-3ld        prefill %.2f tokens/s = %.1f GFLOP/s, then peak %.1f "
                        "GFLOP/s: %.1f%%\n", r + 1, n_prompt / run_pf_s[r],
                        flops_tok * n_prompt / run_pf_s[r] / 1e9, run_pk[r],
-                       run_pk[r] > 0 ? 100.0 * flops_tok * n_prompt / run_pf_s[r] / 1e9 / run_pk[r]
-                                     : 0.0);
+                       100.0 * pk_fraction(flops_tok * n_prompt / run_pf_s[r], run_pk[r]));
         }
         printf("kv cache         %" PRIu64 " bytes/token (%s)\n", kvb, kvt);
         printf("peak rss         %.1f MB (model + one session)\n", peak_rss / 1e6);

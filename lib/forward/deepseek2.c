@@ -824,9 +824,10 @@ static void attend_core(const ds2_state *st, const ds_kv_cache *kv, float *kseg,
     /* one thread for tiny work (fork/join would cost more) */
     const double work = (double)n_jobs * ((double)p0 + 0.5 * T + 1.0) * (W + d_c);
     const int nt = work < PAR_MIN_WORK ? 1 : st->nt;
-    /* rows read in place: f32, or f16/bf16 with the AVX-512 kernels */
+    /* rows read in place unless the cache's state has a segment buffer (alloc_scratch gives
+     * one only to f16/bf16 caches without the AVX-512 kernels) */
     const ds_kv_type rt = ds_kv_get_type(kv);
-    const bool direct = rt == DS_KV_F32 || !kseg;
+    const bool direct = !kseg;
     /* head groups: ATT_HGROUP heads, fewer when a token would have fewer jobs than the
      * threads need (a token whose keys are split has two per group; with the cache read in
      * place the first token splits if any does) */

@@ -60,7 +60,7 @@ void ds_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 /* In-place softmax over n values (max-subtracted, f32). */
 void ds_softmax(float *x, int64_t n);
 /* x[i] = exp(x[i] - m) in place, returning their sum (a softmax block; x[i] - m below -87
- * gives 0, NaN stays NaN). Not the bits of expf: within 4 ulp. */
+ * gives 0, NaN stays NaN). Not the bits of expf: within 4e-7 (relative) of exp. */
 float ds_exp_sum_f32(float *x, int64_t n, float m);
 /* The largest of x[0..n) (NaN ignored), -inf when there is none. */
 float ds_max_f32(const float *x, int64_t n);

@@ -485,15 +485,17 @@ DS_TARGET_AVX2 static float exp_sum_avx2(float *x, int64_t n, float m)
         _mm256_storeu_ps(x + i, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float sum = ds_hsum8(acc);
-    for (; i < n; i++) {
+    if (i < n) { /* the tail through a zero-padded block, its padding lanes not summed */
         float t[8] = {0};
-        t[0] = x[i] - m;
-        _mm256_storeu_ps(t, exp8(_mm256_loadu_ps(t)));
-        x[i] = t[0];
-        sum += t[0];
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(t), vm));
+        _mm256_storeu_ps(t, e);
+        memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
+        const __m256i lane = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        acc = _mm256_add_ps(acc, _mm256_and_ps(e, _mm256_castsi256_ps(lane)));
     }
-    return sum;
+    return ds_hsum8(acc);
 }
 
 DS_TARGET_AVX512 static float max_avx512(const float *x, int64_t n)
@@ -502,8 +504,10 @@ DS_TARGET_AVX512 static float max_avx512(const float *x, int64_t n)
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         acc = _mm512_max_ps(_mm512_loadu_ps(x + i), acc); /* a NaN x loses to acc */
-    if (i < n)
-        acc = _mm512_mask_max_ps(acc, ds_mask16(n - i), _mm512_maskz_loadu_ps(ds_mask16(n - i), x + i), acc);
+    if (i < n) {
+        const __mmask16 k = ds_mask16(n - i);
+        acc = _mm512_mask_max_ps(acc, k, _mm512_maskz_loadu_ps(k, x + i), acc);
+    }
     return _mm512_reduce_max_ps(acc);
 }
 
